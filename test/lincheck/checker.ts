@@ -1,0 +1,488 @@
+/**
+ * Linearizability checker for key-value register histories.
+ *
+ * Keys are independent registers, and linearizability is compositional
+ * (Herlihy & Wing's locality property), so each key's sub-history is checked on
+ * its own. Per key we run the Wing–Gong search as improved by Lowe ("Testing for
+ * linearizability", 2017), the algorithm behind the porcupine and knossos
+ * checkers:
+ *
+ * - Call and return events live in one doubly linked list ordered by time. The
+ *   ops that may be linearized next are exactly those whose call event precedes
+ *   the first return event still in the list.
+ * - Linearizing an op unlinks ("lifts") both its events; backtracking relinks
+ *   them in O(1), dancing-links style, so no list is ever copied.
+ * - A stack records the linearization order so far and the register state
+ *   before each op, for backtracking.
+ * - Lowe's memoisation: a configuration (set of linearized ops, register
+ *   state) that was visited once cannot lead anywhere new, so it is pruned.
+ *   The set is a Uint32Array bitset with an incrementally maintained Zobrist
+ *   hash, so a cache probe costs O(1) plus one bitset compare on a hash hit.
+ *
+ * Real-time order convention: op A precedes op B iff `A.complete < B.invoke`
+ * (strict). An op completing at time t is concurrent with an op invoked at t;
+ * in the event list, calls therefore sort before returns at equal times.
+ *
+ * Indeterminate ops (`complete === null`) have their return event at +infinity:
+ * they may take effect at any point after their invocation, or never. The
+ * search succeeds once every *completed* op is linearized, so an indeterminate
+ * op is linearized only where it helps explain the history. An indeterminate
+ * read has no effect and no observed result, so it is dropped up front.
+ */
+
+import type { Operation } from './history.js';
+
+export interface CheckOptions {
+  /** Search steps allowed per key before giving up with `budget_exceeded`. */
+  maxSteps?: number;
+}
+
+export interface CheckSuccess {
+  ok: true;
+  /** Number of operations in the checked history. */
+  ops: number;
+}
+
+export type FailureReason = 'not_linearizable' | 'budget_exceeded';
+
+export interface CheckFailure {
+  ok: false;
+  key: string;
+  reason: FailureReason;
+  /** All operations on `key`, in history order. */
+  ops: Operation[];
+  /** Human-readable account of how far the search got and what blocked it. */
+  explanation: string;
+}
+
+export type CheckResult = CheckSuccess | CheckFailure;
+
+export const DEFAULT_MAX_STEPS = 2_000_000;
+
+/**
+ * Checks that `history` is linearizable with respect to a register per key
+ * (initially null). A definite `not_linearizable` on any key is reported in
+ * preference to a `budget_exceeded` on another. Throws on a malformed history.
+ */
+export function checkLinearizable(history: readonly Operation[], opts: CheckOptions = {}): CheckResult {
+  const maxSteps = opts.maxSteps ?? DEFAULT_MAX_STEPS;
+  if (!(maxSteps > 0)) throw new Error(`maxSteps must be positive, got ${maxSteps}`);
+  validateHistory(history);
+
+  let budgetFailure: CheckFailure | null = null;
+  for (const [key, keyOps] of partitionByKey(history)) {
+    const verdict = checkKey(keyOps, maxSteps);
+    if (verdict.kind === 'linearizable') continue;
+    const failure: CheckFailure = {
+      ok: false,
+      key,
+      reason: verdict.kind,
+      ops: keyOps,
+      explanation: explainFailure(key, keyOps, verdict, maxSteps),
+    };
+    if (verdict.kind === 'not_linearizable') return failure;
+    budgetFailure ??= failure;
+  }
+  return budgetFailure ?? { ok: true, ops: history.length };
+}
+
+function validateHistory(history: readonly Operation[]): void {
+  const ids = new Set<number>();
+  for (const op of history) {
+    const where = `op #${op.id}`;
+    if (ids.has(op.id)) throw new Error(`malformed history: duplicate id ${op.id}`);
+    ids.add(op.id);
+    if (!Number.isFinite(op.invoke)) throw new Error(`malformed history: ${where} has invoke time ${op.invoke}`);
+    if ((op.complete === null) !== (op.output === null)) {
+      throw new Error(`malformed history: ${where} must have both complete and output, or neither`);
+    }
+    if (op.complete !== null) {
+      if (!Number.isFinite(op.complete) || op.complete < op.invoke) {
+        throw new Error(`malformed history: ${where} completes at ${op.complete}, invoked at ${op.invoke}`);
+      }
+    }
+    if (op.output !== null && op.output.kind !== op.input.kind) {
+      throw new Error(`malformed history: ${where} has ${op.output.kind} output for ${op.input.kind} input`);
+    }
+  }
+}
+
+/** Keys in order of first appearance, so reports are deterministic. */
+function partitionByKey(history: readonly Operation[]): Map<string, Operation[]> {
+  const byKey = new Map<string, Operation[]>();
+  for (const op of history) {
+    const keyOps = byKey.get(op.key);
+    if (keyOps === undefined) byKey.set(op.key, [op]);
+    else keyOps.push(op);
+  }
+  return byKey;
+}
+
+// ---------------------------------------------------------------------------
+// Register model, compiled to integer states.
+//
+// Every value mentioned in a key's history gets a small integer id (null is 0),
+// so the register state is a number: cheap to compare, store and hash. A value
+// that is read or expected but never written simply gets an id the register can
+// never hold.
+
+const ABSENT = 0;
+/** Returned by a transition when the op's recorded output is impossible in the state. */
+const REJECT = -1;
+
+type Transition = (state: number) => number;
+
+class ValueTable {
+  private readonly ids = new Map<string | null, number>([[null, ABSENT]]);
+  private readonly values: (string | null)[] = [null];
+
+  id(value: string | null): number {
+    let id = this.ids.get(value);
+    if (id === undefined) {
+      id = this.values.length;
+      this.ids.set(value, id);
+      this.values.push(value);
+    }
+    return id;
+  }
+
+  value(id: number): string | null {
+    return this.values[id] ?? null;
+  }
+}
+
+function compileTransition(op: Operation, values: ValueTable): Transition {
+  const { input, output } = op;
+  switch (input.kind) {
+    case 'read': {
+      if (output?.kind !== 'read') throw new Error(`op #${op.id}: indeterminate reads must be dropped before compiling`);
+      const seen = values.id(output.value);
+      return (state) => (state === seen ? state : REJECT);
+    }
+    case 'write': {
+      const written = values.id(input.value);
+      return () => written;
+    }
+    case 'cas': {
+      const expected = values.id(input.expected);
+      const written = values.id(input.value);
+      if (output?.kind !== 'cas') {
+        // Outcome unknown: the model is deterministic, so if it took effect it
+        // succeeded exactly when the register held `expected`; a failed cas is
+        // indistinguishable from one that never happened.
+        return (state) => (state === expected ? written : state);
+      }
+      return output.ok
+        ? (state) => (state === expected ? written : REJECT)
+        : (state) => (state !== expected ? state : REJECT);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Per-key search.
+
+interface EventNode {
+  /** Index into the key's search ops. */
+  readonly op: number;
+  readonly isCall: boolean;
+  /** For a call: its return event. */
+  match: EventNode | null;
+  prev: EventNode | null;
+  next: EventNode | null;
+}
+
+/** Snapshot of the deepest point the search reached, for explanations. */
+interface SearchProgress {
+  /** The longest linearizable prefix found, as indices into `searchOps`. */
+  prefixOps: number[];
+  /** Register state after each op of the prefix. */
+  prefixStates: number[];
+  /** Ops that could have come next after the prefix. */
+  candidates: number[];
+  /** The earliest-completing op not in the prefix: it bounds what may come next. */
+  deadline: number | null;
+}
+
+type KeyVerdict =
+  | { kind: 'linearizable' }
+  | {
+      kind: FailureReason;
+      steps: number;
+      /** The ops the search ran over: the key's ops minus indeterminate reads. */
+      searchOps: Operation[];
+      values: ValueTable;
+      progress: SearchProgress;
+    };
+
+function checkKey(keyOps: Operation[], maxSteps: number): KeyVerdict {
+  const searchOps = keyOps.filter((op) => !(op.complete === null && op.input.kind === 'read'));
+  const values = new ValueTable();
+  const transitions = searchOps.map((op) => compileTransition(op, values));
+  const completed = searchOps.map((op) => op.complete !== null);
+  let unlinearizedCompleted = completed.filter(Boolean).length;
+  if (unlinearizedCompleted === 0) return { kind: 'linearizable' };
+
+  const head = buildEventList(searchOps);
+  const zobrist = zobristKeys(searchOps.length);
+  const linearized = new Uint32Array(Math.ceil(searchOps.length / 32));
+  let linearizedHash = 0;
+  const visited = new VisitedConfigurations();
+
+  let state = ABSENT;
+  const stackCalls: EventNode[] = [];
+  const stackStateBefore: number[] = [];
+
+  // The deepest prefix is kept incrementally: stack entries below
+  // `unchangedDepth` are the same as when it was last recorded, so only the
+  // entries above are copied, keeping the bookkeeping amortised O(1) per push.
+  const progress: SearchProgress = { prefixOps: [], prefixStates: [], candidates: [], deadline: null };
+  let unchangedDepth = 0;
+  const recordProgress = (): void => {
+    const depth = stackCalls.length;
+    progress.prefixOps.length = unchangedDepth;
+    progress.prefixStates.length = unchangedDepth;
+    for (let i = unchangedDepth; i < depth; i++) {
+      progress.prefixOps.push(stackCalls[i]!.op);
+      progress.prefixStates.push(i + 1 < depth ? stackStateBefore[i + 1]! : state);
+    }
+    unchangedDepth = depth;
+    progress.candidates = [];
+    let node = head.next;
+    while (node !== null && node.isCall) {
+      progress.candidates.push(node.op);
+      node = node.next;
+    }
+    progress.deadline = node === null ? null : node.op;
+  };
+  recordProgress();
+
+  let steps = 0;
+  let entry = head.next;
+  while (entry !== null) {
+    if (++steps > maxSteps) {
+      return { kind: 'budget_exceeded', steps: maxSteps, searchOps, values, progress };
+    }
+    const op = entry.op;
+    if (entry.isCall) {
+      const nextState = transitions[op]!(state);
+      if (nextState !== REJECT) {
+        linearized[op >>> 5] |= 1 << (op & 31);
+        linearizedHash ^= zobrist[op]!;
+        if (visited.add(linearizedHash, linearized, nextState)) {
+          stackCalls.push(entry);
+          stackStateBefore.push(state);
+          state = nextState;
+          lift(entry);
+          if (completed[op] && --unlinearizedCompleted === 0) return { kind: 'linearizable' };
+          if (stackCalls.length > progress.prefixOps.length) recordProgress();
+          entry = head.next;
+          continue;
+        }
+        // Already explored from this configuration: undo and try the next call.
+        linearized[op >>> 5] &= ~(1 << (op & 31));
+        linearizedHash ^= zobrist[op]!;
+      }
+      entry = entry.next;
+    } else {
+      // The earliest pending return belongs to an op we could not linearize
+      // before it: undo the most recent choice and try the call after it.
+      const undone = stackCalls.pop();
+      if (undone === undefined) {
+        return { kind: 'not_linearizable', steps, searchOps, values, progress };
+      }
+      const undoneOp = undone.op;
+      state = stackStateBefore.pop()!;
+      linearized[undoneOp >>> 5] &= ~(1 << (undoneOp & 31));
+      linearizedHash ^= zobrist[undoneOp]!;
+      if (completed[undoneOp]) unlinearizedCompleted++;
+      unchangedDepth = Math.min(unchangedDepth, stackCalls.length);
+      unlift(undone);
+      entry = undone.next;
+    }
+  }
+  // Unreachable while a completed op is unlinearized (its return is still in
+  // the list), and we return as soon as none is.
+  throw new Error('linearizability search ran off the end of the event list');
+}
+
+/** Builds the time-ordered event list and returns its sentinel head. */
+function buildEventList(ops: readonly Operation[]): EventNode {
+  const events: { time: number; node: EventNode }[] = [];
+  ops.forEach((op, index) => {
+    const ret: EventNode = { op: index, isCall: false, match: null, prev: null, next: null };
+    const call: EventNode = { op: index, isCall: true, match: ret, prev: null, next: null };
+    events.push({ time: op.invoke, node: call }, { time: op.complete ?? Infinity, node: ret });
+  });
+  // Calls before returns at equal times: see the real-time convention above.
+  // Explicit comparisons because Infinity - Infinity is NaN.
+  events.sort((a, b) => {
+    if (a.time !== b.time) return a.time < b.time ? -1 : 1;
+    if (a.node.isCall !== b.node.isCall) return a.node.isCall ? -1 : 1;
+    return a.node.op - b.node.op;
+  });
+  const head: EventNode = { op: -1, isCall: false, match: null, prev: null, next: null };
+  let last = head;
+  for (const { node } of events) {
+    node.prev = last;
+    last.next = node;
+    last = node;
+  }
+  return head;
+}
+
+/** Unlinks a call and its return. The head sentinel means `prev` is never null. */
+function lift(call: EventNode): void {
+  call.prev!.next = call.next;
+  if (call.next !== null) call.next.prev = call.prev;
+  const ret = call.match!;
+  ret.prev!.next = ret.next;
+  if (ret.next !== null) ret.next.prev = ret.prev;
+}
+
+/** Exact inverse of `lift`, valid because undo happens in LIFO order. */
+function unlift(call: EventNode): void {
+  const ret = call.match!;
+  ret.prev!.next = ret;
+  if (ret.next !== null) ret.next.prev = ret;
+  call.prev!.next = call;
+  if (call.next !== null) call.next.prev = call;
+}
+
+/**
+ * Random 32-bit keys per op; the XOR of the keys of the linearized ops hashes
+ * the bitset and updates in O(1). Seeded, so runs are reproducible.
+ */
+function zobristKeys(count: number): Int32Array {
+  const keys = new Int32Array(count);
+  let seed = 0x2545f491;
+  for (let i = 0; i < count; i++) {
+    // splitmix32
+    seed = (seed + 0x9e3779b9) | 0;
+    let z = seed;
+    z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
+    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
+    keys[i] = z ^ (z >>> 15);
+  }
+  return keys;
+}
+
+/** Lowe's memo table of (linearized set, register state) configurations. */
+class VisitedConfigurations {
+  private readonly buckets = new Map<number, { linearized: Uint32Array; state: number }[]>();
+
+  /** Adds the configuration; returns false if it had been visited already. */
+  add(linearizedHash: number, linearized: Uint32Array, state: number): boolean {
+    const bucketKey = linearizedHash ^ Math.imul(state + 1, 0x9e3779b1);
+    const bucket = this.buckets.get(bucketKey);
+    if (bucket === undefined) {
+      this.buckets.set(bucketKey, [{ linearized: linearized.slice(), state }]);
+      return true;
+    }
+    for (const seen of bucket) {
+      if (seen.state === state && sameBits(seen.linearized, linearized)) return false;
+    }
+    bucket.push({ linearized: linearized.slice(), state });
+    return true;
+  }
+}
+
+function sameBits(a: Uint32Array, b: Uint32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Reporting.
+
+/** Keeps explanations of long histories readable. */
+const MAX_PREFIX_LINES = 20;
+
+/** One line per op, e.g. `#7 c2 cas("a" → "b") → ok  [12, 15]`. */
+export function formatOperation(op: Operation): string {
+  const { input, output } = op;
+  let call: string;
+  let result: string;
+  switch (input.kind) {
+    case 'read':
+      call = 'read';
+      result = output?.kind === 'read' ? formatValue(output.value) : '?';
+      break;
+    case 'write':
+      call = input.value === null ? 'delete' : `write(${formatValue(input.value)})`;
+      result = output === null ? '?' : 'done';
+      break;
+    case 'cas':
+      call = `cas(${formatValue(input.expected)} → ${formatValue(input.value)})`;
+      result = output?.kind === 'cas' ? (output.ok ? 'ok' : 'failed') : '?';
+      break;
+  }
+  const interval = op.complete === null ? `[${op.invoke}, ∞)` : `[${op.invoke}, ${op.complete}]`;
+  return `#${op.id} c${op.client} ${call} → ${result}  ${interval}`;
+}
+
+function formatValue(value: string | null): string {
+  return value === null ? 'null' : JSON.stringify(value);
+}
+
+/** Why the model rejects `op` in register state `current`, or null if it accepts it. */
+function rejectionReason(op: Operation, current: string | null): string | null {
+  const { input, output } = op;
+  if (input.kind === 'read' && output?.kind === 'read' && output.value !== current) {
+    return `read ${formatValue(output.value)} but the register holds ${formatValue(current)}`;
+  }
+  if (input.kind === 'cas' && output?.kind === 'cas') {
+    if (output.ok && current !== input.expected) {
+      return `succeeded but the register holds ${formatValue(current)}, not ${formatValue(input.expected)}`;
+    }
+    if (!output.ok && current === input.expected) {
+      return `failed but the register holds the expected ${formatValue(current)}`;
+    }
+  }
+  return null;
+}
+
+function explainFailure(
+  key: string,
+  keyOps: readonly Operation[],
+  verdict: Exclude<KeyVerdict, { kind: 'linearizable' }>,
+  maxSteps: number,
+): string {
+  const { searchOps, values, progress } = verdict;
+  const required = searchOps.filter((op) => op.complete !== null).length;
+  const lines: string[] = [];
+  if (verdict.kind === 'budget_exceeded') {
+    lines.push(
+      `Key ${formatValue(key)}: search budget of ${maxSteps} steps exhausted on ${keyOps.length} ops; ` +
+        `linearizability is undecided. Raise maxSteps or check a shorter / less concurrent history.`,
+    );
+  } else {
+    lines.push(`Key ${formatValue(key)}: not linearizable (${keyOps.length} ops, ${required} completed).`);
+  }
+
+  const prefixLength = progress.prefixOps.length;
+  lines.push(`Longest linearizable prefix found: ${prefixLength} op${prefixLength === 1 ? '' : 's'}.`);
+  const shownFrom = Math.max(0, prefixLength - MAX_PREFIX_LINES);
+  if (shownFrom > 0) lines.push(`  … ${shownFrom} earlier ops omitted`);
+  for (let i = shownFrom; i < prefixLength; i++) {
+    const op = searchOps[progress.prefixOps[i]!]!;
+    const after = formatValue(values.value(progress.prefixStates[i]!));
+    lines.push(`  ${String(i + 1).padStart(4)}. ${formatOperation(op)}   ⇒ register ${after}`);
+  }
+
+  const current = values.value(prefixLength === 0 ? ABSENT : progress.prefixStates[prefixLength - 1]!);
+  lines.push(`After it the register holds ${formatValue(current)}; the ops that could come next:`);
+  for (const index of progress.candidates) {
+    const op = searchOps[index]!;
+    const reason = rejectionReason(op, current) ?? 'fits here, but no linearization continuing with it was found';
+    lines.push(`  ${formatOperation(op)}: ${reason}`);
+  }
+  if (progress.deadline !== null) {
+    const deadline = searchOps[progress.deadline]!;
+    lines.push(
+      `Nothing else may come first: ${formatOperation(deadline)} completed at ${deadline.complete}, ` +
+        `before every other remaining op was invoked.`,
+    );
+  }
+  return lines.join('\n');
+}
