@@ -715,7 +715,8 @@ export class RaftNode {
       }
       return;
     }
-    if (pr.maybeUpdate(m.index)) {
+    // In Probe, an answer at the match index also proves where the follower's log ends.
+    if (pr.maybeUpdate(m.index) || (pr.state === ProgressState.Probe && pr.match === m.index)) {
       if (pr.state === ProgressState.Probe) pr.becomeReplicate();
       else if (pr.state === ProgressState.Snapshot && pr.match >= pr.pendingSnapshotIndex) pr.becomeReplicate();
       else if (pr.state === ProgressState.Replicate) pr.inflights.freeTo(m.index);

@@ -1,0 +1,4 @@
+import { MemoryStorage } from '../../storage/memory-storage.js';
+import { storageSuite } from './storage-suite.js';
+
+storageSuite('memory', async (conf) => new MemoryStorage(conf));
