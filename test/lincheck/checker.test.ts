@@ -102,6 +102,24 @@ describe('linearizable histories', () => {
     expectLinearizable(casThenRead('b').ops);
   });
 
+  it('lets an indeterminate write nobody read explain a failed compare-and-set', () => {
+    expectLinearizable(history().write('a', [0, 1]).write('x', [2, null]).cas('a', 'b', false, [3, 4]).ops);
+  });
+
+  it('lets an indeterminate delete explain a read of an absent key', () => {
+    expectLinearizable(history().write('a', [0, 1]).delete([2, null]).read(null, [3, 4]).read(null, [5, 6]).ops);
+  });
+
+  it('chains indeterminate compare-and-sets', () => {
+    expectLinearizable(
+      history()
+        .write('a', [0, 1])
+        .cas('b', 'c', true, [2, null])
+        .cas('a', 'b', true, [3, null])
+        .read('c', [10, 11]).ops,
+    );
+  });
+
   it('accepts deletes', () => {
     expectLinearizable(
       history()
@@ -157,6 +175,8 @@ describe('histories that are not linearizable', () => {
 
   it('rejects a compare-and-set that fails although the expected value is current', () => {
     expectNotLinearizable(history().write('a', [0, 1]).cas('a', 'b', false, [2, 3]).ops);
+    // An indeterminate write that can only have taken effect later is no excuse.
+    expectNotLinearizable(history().write('a', [0, 1]).cas('a', 'b', false, [2, 3]).write('x', [4, null]).ops);
   });
 
   it('rejects a read of a value never written', () => {

@@ -28,6 +28,20 @@
  * search succeeds once every *completed* op is linearized, so an indeterminate
  * op is linearized only where it helps explain the history. An indeterminate
  * read has no effect and no observed result, so it is dropped up front.
+ *
+ * An indeterminate op stays a candidate for the rest of the search, so many of
+ * them on one busy key multiply the configurations to explore. Two sound
+ * reductions keep that in check (both verified against a brute-force checker
+ * in the tests):
+ *  - Values that no read returned and no cas expected are indistinguishable to
+ *    the model, so they share one state (see ValueTable).
+ *  - An indeterminate op is not linearized where it leaves the register
+ *    unchanged (a failing cas, deleting an absent key, or, by the previous
+ *    point, writing an unobserved value over another): removing a no-op from
+ *    a valid linearization leaves it valid, so skipping it loses nothing.
+ * Even so, proving a violation on one hot key with many indeterminate ops can
+ * exhaust the step budget; a valid history is usually accepted quickly because
+ * the search tries ops in invocation order, close to how they really happened.
  */
 
 import type { Operation } from './history.js';
@@ -121,33 +135,37 @@ function partitionByKey(history: readonly Operation[]): Map<string, Operation[]>
 // ---------------------------------------------------------------------------
 // Register model, compiled to integer states.
 //
-// Every value mentioned in a key's history gets a small integer id (null is 0),
-// so the register state is a number: cheap to compare, store and hash. A value
-// that is read or expected but never written simply gets an id the register can
-// never hold.
+// Values become small integer ids, so the register state is a number: cheap to
+// compare, store and hash. The model only ever compares the register against
+// values that reads returned and that cas ops expected ("observed" values), so
+// all other values are interchangeable, and they share one id. Besides shrinking
+// the state space, this makes an indeterminate write of a value nobody observed
+// a no-op whenever the register already holds such a value, which the search
+// then skips (see the header comment).
 
-const ABSENT = 0;
 /** Returned by a transition when the op's recorded output is impossible in the state. */
 const REJECT = -1;
+/** The id shared by all values no op observes. */
+const UNOBSERVED = 0;
 
 type Transition = (state: number) => number;
 
 class ValueTable {
-  private readonly ids = new Map<string | null, number>([[null, ABSENT]]);
-  private readonly values: (string | null)[] = [null];
+  private readonly ids = new Map<string | null, number>();
 
-  id(value: string | null): number {
-    let id = this.ids.get(value);
-    if (id === undefined) {
-      id = this.values.length;
-      this.ids.set(value, id);
-      this.values.push(value);
+  constructor(ops: readonly Operation[]) {
+    for (const { input, output } of ops) {
+      if (output?.kind === 'read') this.intern(output.value);
+      if (input.kind === 'cas') this.intern(input.expected);
     }
-    return id;
   }
 
-  value(id: number): string | null {
-    return this.values[id] ?? null;
+  id(value: string | null): number {
+    return this.ids.get(value) ?? UNOBSERVED;
+  }
+
+  private intern(value: string | null): void {
+    if (!this.ids.has(value)) this.ids.set(value, this.ids.size + 1);
   }
 }
 
@@ -196,8 +214,6 @@ interface EventNode {
 interface SearchProgress {
   /** The longest linearizable prefix found, as indices into `searchOps`. */
   prefixOps: number[];
-  /** Register state after each op of the prefix. */
-  prefixStates: number[];
   /** Ops that could have come next after the prefix. */
   candidates: number[];
   /** The earliest-completing op not in the prefix: it bounds what may come next. */
@@ -211,16 +227,16 @@ type KeyVerdict =
       steps: number;
       /** The ops the search ran over: the key's ops minus indeterminate reads. */
       searchOps: Operation[];
-      values: ValueTable;
       progress: SearchProgress;
     };
 
 function checkKey(keyOps: Operation[], maxSteps: number): KeyVerdict {
   const searchOps = keyOps.filter((op) => !(op.complete === null && op.input.kind === 'read'));
-  const values = new ValueTable();
+  const values = new ValueTable(searchOps);
   const transitions = searchOps.map((op) => compileTransition(op, values));
   const completed = searchOps.map((op) => op.complete !== null);
-  let unlinearizedCompleted = completed.filter(Boolean).length;
+  const completedCount = completed.filter(Boolean).length;
+  let unlinearizedCompleted = completedCount;
   if (unlinearizedCompleted === 0) return { kind: 'linearizable' };
 
   const head = buildEventList(searchOps);
@@ -229,23 +245,22 @@ function checkKey(keyOps: Operation[], maxSteps: number): KeyVerdict {
   let linearizedHash = 0;
   const visited = new VisitedConfigurations();
 
-  let state = ABSENT;
+  let state = values.id(null);
   const stackCalls: EventNode[] = [];
   const stackStateBefore: number[] = [];
 
-  // The deepest prefix is kept incrementally: stack entries below
-  // `unchangedDepth` are the same as when it was last recorded, so only the
-  // entries above are copied, keeping the bookkeeping amortised O(1) per push.
-  const progress: SearchProgress = { prefixOps: [], prefixStates: [], candidates: [], deadline: null };
+  // Progress is measured in completed ops linearized, so the reported prefix
+  // ends with a completed op rather than with indeterminate ops tacked on. It
+  // is kept incrementally: stack entries below `unchangedDepth` are the same as
+  // when it was last recorded, so only the entries above are copied, keeping
+  // the bookkeeping amortised O(1) per push.
+  const progress: SearchProgress = { prefixOps: [], candidates: [], deadline: null };
+  let bestCompleted = 0;
   let unchangedDepth = 0;
   const recordProgress = (): void => {
     const depth = stackCalls.length;
     progress.prefixOps.length = unchangedDepth;
-    progress.prefixStates.length = unchangedDepth;
-    for (let i = unchangedDepth; i < depth; i++) {
-      progress.prefixOps.push(stackCalls[i]!.op);
-      progress.prefixStates.push(i + 1 < depth ? stackStateBefore[i + 1]! : state);
-    }
+    for (let i = unchangedDepth; i < depth; i++) progress.prefixOps.push(stackCalls[i]!.op);
     unchangedDepth = depth;
     progress.candidates = [];
     let node = head.next;
@@ -261,12 +276,13 @@ function checkKey(keyOps: Operation[], maxSteps: number): KeyVerdict {
   let entry = head.next;
   while (entry !== null) {
     if (++steps > maxSteps) {
-      return { kind: 'budget_exceeded', steps: maxSteps, searchOps, values, progress };
+      return { kind: 'budget_exceeded', steps: maxSteps, searchOps, progress };
     }
     const op = entry.op;
     if (entry.isCall) {
       const nextState = transitions[op]!(state);
-      if (nextState !== REJECT) {
+      const indeterminateNoOp = !completed[op] && nextState === state;
+      if (nextState !== REJECT && !indeterminateNoOp) {
         linearized[op >>> 5] |= 1 << (op & 31);
         linearizedHash ^= zobrist[op]!;
         if (visited.add(linearizedHash, linearized, nextState)) {
@@ -274,12 +290,17 @@ function checkKey(keyOps: Operation[], maxSteps: number): KeyVerdict {
           stackStateBefore.push(state);
           state = nextState;
           lift(entry);
-          if (completed[op] && --unlinearizedCompleted === 0) return { kind: 'linearizable' };
-          if (stackCalls.length > progress.prefixOps.length) recordProgress();
+          if (completed[op]) {
+            if (--unlinearizedCompleted === 0) return { kind: 'linearizable' };
+            if (completedCount - unlinearizedCompleted > bestCompleted) {
+              bestCompleted = completedCount - unlinearizedCompleted;
+              recordProgress();
+            }
+          }
           entry = head.next;
           continue;
         }
-        // Already explored from this configuration: undo and try the next call.
+        // Explored from this configuration before: undo, try the next call.
         linearized[op >>> 5] &= ~(1 << (op & 31));
         linearizedHash ^= zobrist[op]!;
       }
@@ -289,7 +310,7 @@ function checkKey(keyOps: Operation[], maxSteps: number): KeyVerdict {
       // before it: undo the most recent choice and try the call after it.
       const undone = stackCalls.pop();
       if (undone === undefined) {
-        return { kind: 'not_linearizable', steps, searchOps, values, progress };
+        return { kind: 'not_linearizable', steps, searchOps, progress };
       }
       const undoneOp = undone.op;
       state = stackStateBefore.pop()!;
@@ -367,16 +388,17 @@ function zobristKeys(count: number): Int32Array {
   return keys;
 }
 
-/** Lowe's memo table of (linearized set, register state) configurations. */
+/** Lowe's memo table of visited (linearized set, register state) configurations. */
 class VisitedConfigurations {
+  /** Keyed by a hash of both parts; colliding configurations share a bucket. */
   private readonly buckets = new Map<number, { linearized: Uint32Array; state: number }[]>();
 
-  /** Adds the configuration; returns false if it had been visited already. */
+  /** Records the configuration; returns false if it had been visited already. */
   add(linearizedHash: number, linearized: Uint32Array, state: number): boolean {
-    const bucketKey = linearizedHash ^ Math.imul(state + 1, 0x9e3779b1);
-    const bucket = this.buckets.get(bucketKey);
+    const key = linearizedHash ^ Math.imul(state + 1, 0x9e3779b1);
+    const bucket = this.buckets.get(key);
     if (bucket === undefined) {
-      this.buckets.set(bucketKey, [{ linearized: linearized.slice(), state }]);
+      this.buckets.set(key, [{ linearized: linearized.slice(), state }]);
       return true;
     }
     for (const seen of bucket) {
@@ -425,6 +447,14 @@ function formatValue(value: string | null): string {
   return value === null ? 'null' : JSON.stringify(value);
 }
 
+/** The register after `op` takes effect on `current`, given that it can. */
+function registerAfter(op: Operation, current: string | null): string | null {
+  const { input } = op;
+  if (input.kind === 'write') return input.value;
+  if (input.kind === 'cas' && current === input.expected) return input.value;
+  return current;
+}
+
 /** Why the model rejects `op` in register state `current`, or null if it accepts it. */
 function rejectionReason(op: Operation, current: string | null): string | null {
   const { input, output } = op;
@@ -448,7 +478,7 @@ function explainFailure(
   verdict: Exclude<KeyVerdict, { kind: 'linearizable' }>,
   maxSteps: number,
 ): string {
-  const { searchOps, values, progress } = verdict;
+  const { searchOps, progress } = verdict;
   const required = searchOps.filter((op) => op.complete !== null).length;
   const lines: string[] = [];
   if (verdict.kind === 'budget_exceeded') {
@@ -457,31 +487,45 @@ function explainFailure(
         `linearizability is undecided. Raise maxSteps or check a shorter / less concurrent history.`,
     );
   } else {
-    lines.push(`Key ${formatValue(key)}: not linearizable (${keyOps.length} ops, ${required} completed).`);
+    lines.push(
+      `Key ${formatValue(key)}: not linearizable (${keyOps.length} ops, ${required} completed; ` +
+        `every order ruled out in ${verdict.steps} search steps).`,
+    );
   }
 
   const prefixLength = progress.prefixOps.length;
   lines.push(`Longest linearizable prefix found: ${prefixLength} op${prefixLength === 1 ? '' : 's'}.`);
   const shownFrom = Math.max(0, prefixLength - MAX_PREFIX_LINES);
   if (shownFrom > 0) lines.push(`  … ${shownFrom} earlier ops omitted`);
-  for (let i = shownFrom; i < prefixLength; i++) {
+  // The search tracks only value ids; replaying the prefix recovers the values.
+  let current: string | null = null;
+  for (let i = 0; i < prefixLength; i++) {
     const op = searchOps[progress.prefixOps[i]!]!;
-    const after = formatValue(values.value(progress.prefixStates[i]!));
-    lines.push(`  ${String(i + 1).padStart(4)}. ${formatOperation(op)}   ⇒ register ${after}`);
+    current = registerAfter(op, current);
+    if (i >= shownFrom) lines.push(`  ${String(i + 1).padStart(4)}. ${formatOperation(op)}   ⇒ register ${formatValue(current)}`);
   }
 
-  const current = values.value(prefixLength === 0 ? ABSENT : progress.prefixStates[prefixLength - 1]!);
   lines.push(`After it the register holds ${formatValue(current)}; the ops that could come next:`);
+  // Indeterminate ops stay candidates for the rest of the history; listing
+  // them all would bury the ops that actually conflict.
+  let indeterminateCandidates = 0;
   for (const index of progress.candidates) {
     const op = searchOps[index]!;
+    if (op.complete === null) {
+      indeterminateCandidates++;
+      continue;
+    }
     const reason = rejectionReason(op, current) ?? 'fits here, but no linearization continuing with it was found';
     lines.push(`  ${formatOperation(op)}: ${reason}`);
+  }
+  if (indeterminateCandidates > 0) {
+    lines.push(`  and ${indeterminateCandidates} indeterminate op(s), none of whose effects helps here`);
   }
   if (progress.deadline !== null) {
     const deadline = searchOps[progress.deadline]!;
     lines.push(
-      `Nothing else may come first: ${formatOperation(deadline)} completed at ${deadline.complete}, ` +
-        `before every other remaining op was invoked.`,
+      `Every other remaining op was invoked after #${deadline.id} completed (at ${deadline.complete}), ` +
+        `so none of them can go first.`,
     );
   }
   return lines.join('\n');
