@@ -1,0 +1,35 @@
+// Cache routes (API.md "Caches"): list, create or change, drop, statistics.
+import type { FastifyInstance } from 'fastify';
+import { VeloError } from '../src/node/errors.js';
+import type { CacheService, CacheSettings } from '../src/node/service.js';
+import { checkName } from './names.js';
+
+const settingsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    defaultTtlMs: { type: 'integer', minimum: 0 },
+    maxBytes: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
+    eviction: { type: 'string', enum: ['lru', 'none'] },
+  },
+} as const;
+
+export async function cacheRoutes(app: FastifyInstance, opts: { service: CacheService }): Promise<void> {
+  const { service } = opts;
+  app.get('/caches', async () => ({ caches: await service.listCaches() }));
+
+  app.put('/caches/:cache', { schema: { body: settingsSchema } }, async (req, reply) => {
+    const name = checkName('cache', (req.params as { cache?: string }).cache);
+    const body = (req.body ?? {}) as Partial<CacheSettings>;
+    if (typeof body !== 'object' || Array.isArray(body)) throw new VeloError('bad_request', 'settings must be a JSON object');
+    const r = await service.putCache(name, body);
+    return reply.status(r.created ? 201 : 200).send({ name, settings: r.settings });
+  });
+
+  app.delete('/caches/:cache', async (req, reply) => {
+    await service.dropCache(checkName('cache', (req.params as { cache?: string }).cache));
+    return reply.status(204).send();
+  });
+
+  app.get('/caches/:cache/stats', async (req) => service.stats(checkName('cache', (req.params as { cache?: string }).cache)));
+}

@@ -1,0 +1,104 @@
+// Item routes (API.md "Items"): PUT, GET, DELETE and touch, in a cache's
+// default space or in a region. Values are the raw body bytes, never parsed.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { VeloError } from '../src/node/errors.js';
+import type { CacheService, ItemRef, ItemView } from '../src/node/service.js';
+import { checkName, parseEtag, positiveInt } from './names.js';
+
+export interface ItemsOptions {
+  service: CacheService;
+  maxValueBytes: number;
+}
+
+type Params = { cache?: string; region?: string; key?: string };
+type Query = Record<string, string | undefined>;
+
+function itemRef(req: FastifyRequest): ItemRef {
+  const p = req.params as Params;
+  return {
+    cache: checkName('cache', p.cache),
+    region: p.region === undefined ? null : checkName('region', p.region),
+    key: checkName('key', p.key),
+  };
+}
+
+function sendItem(reply: FastifyReply, item: ItemView): FastifyReply {
+  reply.header('Content-Type', item.contentType);
+  reply.header('ETag', `"${item.version}"`);
+  if (item.expiresAt !== null) reply.header('X-Velo-Expires-At', String(item.expiresAt));
+  if (item.tags.length > 0) reply.header('X-Velo-Tags', item.tags.join(','));
+  return reply.status(200).send(Buffer.from(item.value.buffer, item.value.byteOffset, item.value.byteLength));
+}
+
+function singleHeader(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  if (Array.isArray(v)) throw new VeloError('bad_request', `${name} given more than once`);
+  return v;
+}
+
+export async function itemRoutes(app: FastifyInstance, opts: ItemsOptions): Promise<void> {
+  const { service } = opts;
+  // Every body is the value's bytes, whatever its type (encapsulated to this plugin).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.maxValueBytes }, (_req, body, done) => done(null, body));
+
+  const put = async (req: FastifyRequest, reply: FastifyReply) => {
+    const ref = itemRef(req);
+    const q = req.query as Query;
+    const body = (req.body as Buffer | undefined) ?? Buffer.alloc(0);
+    const tags = q.tags === undefined || q.tags === '' ? [] : q.tags.split(',').map((t) => checkName('tag', t));
+    if (tags.length > 0 && ref.region === null) throw new VeloError('bad_request', 'tags are for region items only');
+    const ifNoneMatch = singleHeader(req, 'if-none-match');
+    if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw new VeloError('bad_request', 'If-None-Match supports only *');
+    const unlock = q.unlock === undefined ? false : q.unlock === 'true' ? true : q.unlock === 'false' ? false : undefined;
+    if (unlock === undefined) throw new VeloError('bad_request', 'unlock must be true or false');
+    const result = await service.put({
+      ...ref,
+      value: body,
+      contentType: singleHeader(req, 'content-type') ?? 'application/octet-stream',
+      ttlMs: positiveInt('ttlMs', q.ttlMs) ?? null,
+      tags,
+      ifMatch: parseEtag(singleHeader(req, 'if-match')),
+      ifNoneMatch: ifNoneMatch !== undefined,
+      lockHandle: singleHeader(req, 'x-velo-lock-handle') ?? null,
+      unlock,
+    });
+    reply.header('ETag', `"${result.version}"`);
+    return reply.status(result.created ? 201 : 200).send(result);
+  };
+
+  const get = async (req: FastifyRequest, reply: FastifyReply) => {
+    const ref = itemRef(req);
+    const q = req.query as Query;
+    const consistency = q.consistency ?? 'strong';
+    if (consistency !== 'strong' && consistency !== 'local') {
+      throw new VeloError('bad_request', `consistency must be strong or local, got "${consistency}"`);
+    }
+    const { item, stale } = await service.get(ref, consistency);
+    if (stale !== null) reply.header('X-Velo-Stale', String(stale));
+    if (!item) throw new VeloError('not_found', `no item "${ref.key}" in cache "${ref.cache}"`);
+    return sendItem(reply, item);
+  };
+
+  const del = async (req: FastifyRequest, reply: FastifyReply) => {
+    const ref = itemRef(req);
+    await service.delete(ref, parseEtag(singleHeader(req, 'if-match')), singleHeader(req, 'x-velo-lock-handle') ?? null);
+    return reply.status(204).send();
+  };
+
+  const touch = async (req: FastifyRequest, reply: FastifyReply) => {
+    const ref = itemRef(req);
+    const ttlMs = positiveInt('ttlMs', (req.query as Query).ttlMs);
+    if (ttlMs === undefined) throw new VeloError('bad_request', 'touch needs ttlMs');
+    const r = await service.touch(ref, ttlMs);
+    reply.header('ETag', `"${r.version}"`);
+    return reply.status(200).send(r);
+  };
+
+  for (const base of ['/caches/:cache/items/:key', '/caches/:cache/regions/:region/items/:key']) {
+    app.put(base, put);
+    app.get(base, get);
+    app.delete(base, del);
+    app.post(`${base}/touch`, touch);
+  }
+}

@@ -1,0 +1,32 @@
+// The HTTP layer: one Fastify app, a plugin per group of routes, errors mapped in one place.
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { CacheService } from '../src/node/service.js';
+import { cacheRoutes } from './caches.js';
+import { clusterRoutes, operationsRoutes } from './cluster.js';
+import { installErrorHandler } from './errors.js';
+import { itemRoutes } from './items.js';
+
+export interface ServerOptions {
+  service: CacheService;
+  maxValueBytes: number;
+  logger?: boolean;
+}
+
+export const DEFAULT_MAX_VALUE_BYTES = 1 << 20;
+
+export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.maxValueBytes, routerOptions: { maxParamLength: 1024 } });
+  installErrorHandler(app);
+  await app.register(operationsRoutes, { service: opts.service });
+  await app.register(
+    async (v1) => {
+      installErrorHandler(v1);
+      await v1.register(cacheRoutes, { service: opts.service });
+      await v1.register(clusterRoutes, { service: opts.service });
+      await v1.register(itemRoutes, { service: opts.service, maxValueBytes: opts.maxValueBytes });
+    },
+    { prefix: '/v1' },
+  );
+  return app;
+}

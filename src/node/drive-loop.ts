@@ -1,0 +1,98 @@
+// One drive loop for every group on the node (DESIGN.md): a single timer
+// ticks all groups; inputs (messages, proposals, reads) only mark work to
+// do, and one pass — scheduled once per event-loop turn — handles every
+// group's Ready, then flushes the transport once. No timer per group or per
+// request.
+
+import type { Message, Ready } from '../../raft/index.js';
+import type { Group } from './group.js';
+
+export interface DriveLoopOptions {
+  tickMs: number;
+  /** Sends one raft message of `group` (queued; the loop flushes after each pass). */
+  send(group: number, m: Message): void;
+  flush(): void;
+  /** Called every tick after the groups ticked, with the wall clock (deadlines, leader duties). */
+  onTick?(nowMs: number): void;
+  now(): number;
+}
+
+export class DriveLoop {
+  private timer: NodeJS.Timeout | null = null;
+  private scheduled = false;
+  private running = false;
+  private readonly groups = new Map<number, Group>();
+
+  constructor(private readonly opts: DriveLoopOptions) {}
+
+  add(group: Group): void {
+    this.groups.set(group.partition, group);
+    this.schedule();
+  }
+
+  remove(partition: number): void {
+    this.groups.delete(partition);
+  }
+
+  get(partition: number): Group | undefined {
+    return this.groups.get(partition);
+  }
+
+  all(): IterableIterator<Group> {
+    return this.groups.values();
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.tick(), this.opts.tickMs);
+    this.timer.unref?.();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private tick(): void {
+    for (const g of this.groups.values()) g.raft.tick();
+    const now = this.opts.now();
+    for (const g of this.groups.values()) g.expire(now);
+    this.opts.onTick?.(now);
+    this.schedule();
+  }
+
+  /** Asks for a pass at the end of this event-loop turn; many inputs share it (batching). */
+  schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.pass();
+    });
+  }
+
+  /** Handles every group's Ready: persist all, then send, apply and advance. */
+  pass(): void {
+    if (this.running) return;
+    this.running = true;
+    try {
+      for (let round = 0; round < 8; round++) {
+        const batch: [Group, Ready][] = [];
+        for (const g of this.groups.values()) if (g.raft.hasReady()) batch.push([g, g.raft.ready()]);
+        if (batch.length === 0) break;
+        // Memory storage persists at once; a durable store writes the whole batch with one sync here.
+        for (const [g, rd] of batch) g.persist(rd);
+        for (const [g, rd] of batch) g.finish(rd, (m) => this.opts.send(g.partition, m));
+      }
+      this.opts.flush();
+    } finally {
+      this.running = false;
+    }
+    for (const g of this.groups.values()) {
+      if (g.raft.hasReady()) {
+        this.schedule();
+        break;
+      }
+    }
+  }
+}

@@ -1,0 +1,181 @@
+// One partition's replica on this node: its Raft core, its log storage, its
+// state machine, and the requests waiting on it (proposals until their entry
+// applies, reads until their ReadIndex is confirmed and applied).
+
+import { Role } from '../../raft/index.js';
+import type { Message, NodeId, RaftNode, Ready } from '../../raft/index.js';
+import type { MemoryStorage } from '../../storage/memory-storage.js';
+import { VeloError } from './errors.js';
+
+/** What a group needs of the application state it replicates. */
+export interface GroupStateMachine {
+  /** Applies a committed entry's command at log index `index`; the result goes to its proposer. */
+  apply(index: number, data: Uint8Array): unknown;
+  snapshot(): Uint8Array;
+  restore(data: Uint8Array): void;
+}
+
+interface PendingProposal {
+  term: number;
+  deadline: number;
+  resolve(result: unknown): void;
+  reject(err: VeloError): void;
+}
+
+interface PendingRead {
+  deadline: number;
+  /** Runs against the applied state once it is safe. */
+  run(): void;
+  reject(err: VeloError): void;
+}
+
+/** Thrown to a proposer whose entry was replaced by another leader's: it never applied, so a retry is safe. */
+export class ProposalDropped extends VeloError {
+  constructor() {
+    super('unavailable', 'the partition changed leader before the write committed; it was not applied', 1);
+  }
+}
+
+export class Group {
+  private readonly proposals = new Map<number, PendingProposal>();
+  private readonly reads = new Map<number, PendingRead>();
+  /** Confirmed reads waiting for the applied index to reach their read index, in index order. */
+  private readsAwaitingApply: { index: number; id: number }[] = [];
+  private nextReadId = 1;
+  private applied: number;
+
+  constructor(
+    readonly partition: number,
+    readonly raft: RaftNode,
+    readonly storage: MemoryStorage,
+    readonly sm: GroupStateMachine,
+    /** Log entries kept after a snapshot before the next one is taken. */
+    private readonly snapshotEveryEntries: number,
+  ) {
+    this.applied = storage.snapshot().metadata.index;
+  }
+
+  isLeader(): boolean {
+    return this.raft.status().role === Role.Leader;
+  }
+
+  leader(): NodeId | null {
+    return this.raft.status().leader;
+  }
+
+  /** Proposes a command; resolves with its apply result once committed and applied here. */
+  propose(data: Uint8Array, deadline: number): Promise<unknown> {
+    const r = this.raft.propose(data);
+    if (!r.ok) return Promise.reject(new VeloError('unavailable', `partition ${this.partition}: ${r.reason}`, 1));
+    return new Promise((resolve, reject) => {
+      this.proposals.set(r.index, { term: r.term, deadline, resolve, reject });
+    });
+  }
+
+  /** A linearizable read (ReadIndex, thesis §6.4): `run` executes against state at least as new as the read index. */
+  read<T>(run: () => T, deadline: number): Promise<T> {
+    const id = this.nextReadId++;
+    const r = this.raft.readIndex(id);
+    if (!r.ok) return Promise.reject(new VeloError('unavailable', `partition ${this.partition}: ${r.reason}`, 1));
+    return new Promise<T>((resolve, reject) => {
+      this.reads.set(id, {
+        deadline,
+        run: () => {
+          try {
+            resolve(run());
+          } catch (e) {
+            reject(e);
+          }
+        },
+        reject,
+      });
+    });
+  }
+
+  /** Persists what a Ready asks (memory storage: at once). */
+  persist(rd: Ready): void {
+    this.storage.saveSync({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+  }
+
+  /** After persisting: hands messages to `send`, applies, answers, advances. */
+  finish(rd: Ready, send: (m: Message) => void): void {
+    for (const m of rd.messages) send(m);
+    if (rd.snapshot) {
+      this.sm.restore(rd.snapshot.data);
+      this.applied = rd.snapshot.metadata.index;
+      // Proposals at or below the snapshot can no longer be matched to results.
+      for (const [index, p] of this.proposals) {
+        if (index <= this.applied) {
+          this.proposals.delete(index);
+          p.reject(new VeloError('unavailable', 'the outcome of this write is unknown (replica restored from a snapshot)', 1));
+        }
+      }
+    }
+    for (const e of rd.committedEntries) {
+      const result = e.type === 0 && e.data.length > 0 ? this.sm.apply(e.index, e.data) : undefined;
+      this.applied = e.index;
+      const p = this.proposals.get(e.index);
+      if (p) {
+        this.proposals.delete(e.index);
+        if (p.term === e.term) p.resolve(result);
+        else p.reject(new ProposalDropped());
+      }
+    }
+    for (const rs of rd.readStates) this.readsAwaitingApply.push({ index: rs.index, id: rs.context as number });
+    if (rd.readStates.length > 0) this.readsAwaitingApply.sort((a, b) => a.index - b.index);
+    this.serveReads();
+    if (rd.softState && rd.softState.role !== Role.Leader) this.failReads('this replica stopped leading the partition');
+    this.raft.advance();
+    this.maybeSnapshot();
+  }
+
+  private serveReads(): void {
+    let n = 0;
+    while (n < this.readsAwaitingApply.length && this.readsAwaitingApply[n]!.index <= this.applied) {
+      const { id } = this.readsAwaitingApply[n]!;
+      const r = this.reads.get(id);
+      if (r) {
+        this.reads.delete(id);
+        r.run();
+      }
+      n++;
+    }
+    if (n > 0) this.readsAwaitingApply.splice(0, n);
+  }
+
+  /** Reads are always safe to retry; the host retries them at the new leader. */
+  private failReads(why: string): void {
+    for (const [id, r] of this.reads) {
+      this.reads.delete(id);
+      r.reject(new VeloError('unavailable', why, 1));
+    }
+    this.readsAwaitingApply = [];
+  }
+
+  private maybeSnapshot(): void {
+    const snapIndex = this.storage.snapshot().metadata.index;
+    if (this.applied - snapIndex < this.snapshotEveryEntries) return;
+    this.storage.createSnapshot(this.applied, this.raft.appliedConfState(), this.sm.snapshot());
+  }
+
+  /** Fails requests past their deadline; a write's outcome is then unknown. */
+  expire(now: number): void {
+    for (const [index, p] of this.proposals) {
+      if (p.deadline <= now) {
+        this.proposals.delete(index);
+        p.reject(new VeloError('timeout', 'the write did not commit in time; it may or may not have been applied', 1));
+      }
+    }
+    for (const [id, r] of this.reads) {
+      if (r.deadline <= now) {
+        this.reads.delete(id);
+        r.reject(new VeloError('timeout', 'the read could not be confirmed in time', 1));
+      }
+    }
+  }
+
+  /** Fails everything (shutdown). */
+  close(): void {
+    this.expire(Infinity);
+  }
+}

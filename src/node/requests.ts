@@ -1,0 +1,88 @@
+// The operations a node runs for a client, in a form that can be forwarded
+// to the partition's leader: what the client asked, not yet a command. The
+// leader turns a request into a command, fixing what depends on its clock or
+// on chance (expiry instants, lock handles), so that replicas agree.
+
+import type { CacheSettings } from '../cache/index.js';
+import type { NodeId } from '../../raft/index.js';
+import { VeloError } from './errors.js';
+import type { ErrorCode } from './errors.js';
+import { WireError, decodeEnvelope, encodeEnvelope } from './wire.js';
+
+export interface Ref {
+  cache: string;
+  region: string | null;
+  key: string;
+}
+
+export type NodeRequest =
+  | { op: 'put'; partition: number; ref: Ref; contentType: string; ttlMs: number | null; tags: string[]; ifMatch: number | null; ifNoneMatch: boolean; lockHandle: string | null; unlock: boolean; value: Uint8Array }
+  | { op: 'get'; partition: number; ref: Ref; consistency: 'strong' | 'local' }
+  | { op: 'delete'; partition: number; ref: Ref; ifMatch: number | null; lockHandle: string | null }
+  | { op: 'touch'; partition: number; ref: Ref; ttlMs: number }
+  | { op: 'putCache'; partition: number; name: string; settings: CacheSettings }
+  | { op: 'dropCache'; partition: number; name: string }
+  | { op: 'catalog'; partition: number }
+  | { op: 'stats'; partition: number; cache: string }
+  /** A restarted node's new identity asks the leader to make it a member of the partition. */
+  | { op: 'join'; partition: number; raftId: string }
+  /** Startup: has the asking node been seen under another incarnation? */
+  | { op: 'probe'; partition: -1; http: string };
+
+/** How a failed request may be retried. */
+export type Retry =
+  /** It did not run: retry at once (at `leader` if given). */
+  | 'safe'
+  /** It may or may not have run. */
+  | 'indeterminate'
+  /** A definite answer. */
+  | 'no';
+
+export type NodeResponse =
+  | { ok: true; result: Record<string, unknown>; value: Uint8Array | null }
+  | { ok: false; code: ErrorCode; message: string; retry: Retry; leader: NodeId | null };
+
+export function encodeRequest(r: NodeRequest): Uint8Array {
+  if (r.op === 'put') {
+    const { value, ...header } = r;
+    return encodeEnvelope(header, value);
+  }
+  return encodeEnvelope(r);
+}
+
+export function decodeRequest(bytes: Uint8Array): NodeRequest {
+  const { header, body } = decodeEnvelope(bytes);
+  const op = header.op;
+  const known = ['put', 'get', 'delete', 'touch', 'putCache', 'dropCache', 'catalog', 'stats', 'join', 'probe'];
+  if (typeof op !== 'string' || !known.includes(op)) throw new WireError(`unknown op ${JSON.stringify(op)}`);
+  if (typeof header.partition !== 'number' || !Number.isInteger(header.partition)) throw new WireError('partition missing');
+  // The sender is a node of this cluster running this code; the API validated the fields.
+  if (op === 'put') return { ...(header as object), value: body } as NodeRequest;
+  return header as unknown as NodeRequest;
+}
+
+export function encodeResponse(r: NodeResponse): Uint8Array {
+  if (r.ok) return encodeEnvelope({ ok: true, result: r.result, hasValue: r.value !== null }, r.value ?? undefined);
+  return encodeEnvelope(r);
+}
+
+export function decodeResponse(bytes: Uint8Array): NodeResponse {
+  const { header, body } = decodeEnvelope(bytes);
+  if (header.ok === true) {
+    return { ok: true, result: (header.result ?? {}) as Record<string, unknown>, value: header.hasValue === true ? body : null };
+  }
+  if (header.ok === false && typeof header.code === 'string' && typeof header.message === 'string') {
+    return header as unknown as NodeResponse;
+  }
+  throw new WireError('response is neither ok nor an error');
+}
+
+/** The error a failed response stands for. */
+export function responseError(r: Extract<NodeResponse, { ok: false }>): VeloError {
+  return new VeloError(r.code, r.message, r.code === 'unavailable' || r.code === 'timeout' ? 1 : undefined);
+}
+
+export function errorResponse(err: unknown, retry: Retry, leader: NodeId | null = null): NodeResponse {
+  if (err instanceof VeloError) return { ok: false, code: err.code, message: err.message, retry, leader };
+  return { ok: false, code: 'internal', message: err instanceof Error ? err.message : String(err), retry: 'no', leader };
+}

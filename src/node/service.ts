@@ -1,0 +1,69 @@
+// What the HTTP layer asks of a node: the cache operations of API.md in
+// plain terms. api/ depends on this interface only; src/node implements it.
+
+export interface ItemRef {
+  cache: string;
+  /** null for the cache's default space. */
+  region: string | null;
+  key: string;
+}
+
+export interface ItemView {
+  value: Uint8Array;
+  contentType: string;
+  /** Opaque, strictly increasing per key (a log index). */
+  version: string;
+  expiresAt: number | null;
+  tags: string[];
+}
+
+export interface PutRequest extends ItemRef {
+  value: Uint8Array;
+  contentType: string;
+  /** null: the cache's default TTL. */
+  ttlMs: number | null;
+  tags: string[];
+  ifMatch: string | null;
+  ifNoneMatch: boolean;
+  lockHandle: string | null;
+  unlock: boolean;
+}
+
+export interface CacheSettings {
+  defaultTtlMs: number;
+  maxBytes: number | null;
+  eviction: 'lru' | 'none';
+}
+
+export interface CacheStats {
+  items: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+  expirations: number;
+}
+
+export interface ClusterView {
+  node: string;
+  members: { id: string; http: string; raft: string; state: 'up' | 'down' }[];
+  partitions: { id: number; replicas: string[]; leader: string | null; term: number; commitIndex: number }[];
+}
+
+export type Consistency = 'strong' | 'local';
+
+export interface CacheService {
+  put(req: PutRequest): Promise<{ version: string; created: boolean }>;
+  get(ref: ItemRef, consistency: Consistency): Promise<{ item: ItemView | null; stale: boolean | null }>;
+  delete(ref: ItemRef, ifMatch: string | null, lockHandle: string | null): Promise<void>;
+  touch(ref: ItemRef, ttlMs: number): Promise<{ version: string; expiresAt: number | null }>;
+  listCaches(): Promise<{ name: string; settings: CacheSettings }[]>;
+  putCache(name: string, settings: Partial<CacheSettings>): Promise<{ created: boolean; settings: CacheSettings }>;
+  dropCache(name: string): Promise<void>;
+  stats(cache: string): Promise<CacheStats>;
+  cluster(): ClusterView;
+  /** Every partition has a known leader. */
+  isReady(): boolean;
+  /** Prometheus text exposition. */
+  metrics(): string;
+}

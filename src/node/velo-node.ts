@@ -1,0 +1,631 @@
+// A Velo node: hosts a replica of each partition placed on it, runs them
+// all from one drive loop, talks to the other nodes over one transport, and
+// answers the cache operations of API.md — locally when it leads the
+// partition, otherwise by forwarding the request to the leader over the peer
+// connection.
+
+import { CacheStateMachine, DEFAULT_SETTINGS, encodeCommand } from '../cache/index.js';
+import type { Applied, CacheSettings, Command, ItemView as CacheItem } from '../cache/index.js';
+import { ConfChangeType, RaftNode, Role } from '../../raft/index.js';
+import type { ConfState, Message, NodeId } from '../../raft/index.js';
+import { MemoryStorage } from '../../storage/memory-storage.js';
+import { Transport } from '../transport/index.js';
+import { DriveLoop } from './drive-loop.js';
+import { VeloError } from './errors.js';
+import { Group } from './group.js';
+import type { GroupStateMachine } from './group.js';
+import { partitionOf, placePartitions } from './partition-map.js';
+import type { PartitionPlacement } from './partition-map.js';
+import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, errorResponse, responseError } from './requests.js';
+import type { NodeRequest, NodeResponse, Ref } from './requests.js';
+import type { CacheService, CacheStats, ClusterView, Consistency, ItemRef, ItemView, PutRequest } from './service.js';
+
+export interface VeloNodeOptions {
+  id: NodeId;
+  /** host:port this node's HTTP API listens on (reported in /cluster). */
+  http: string;
+  /** host:port of this node's raft transport. */
+  raft: string;
+  /** Every bootstrap member's raft address, this node's included. */
+  peers: Map<NodeId, string>;
+  clusterId?: string;
+  partitions?: number;
+  replicas?: number;
+  tickMs?: number;
+  electionTicks?: number;
+  heartbeatTicks?: number;
+  requestTimeoutMs?: number;
+  snapshotEveryEntries?: number;
+  log?: (line: string) => void;
+}
+
+const DEFAULTS = {
+  clusterId: 'velo',
+  partitions: 16,
+  replicas: 3,
+  tickMs: 50,
+  electionTicks: 20,
+  heartbeatTicks: 2,
+  requestTimeoutMs: 5000,
+  snapshotEveryEntries: 10_000,
+};
+
+/** Raft member ids: the node id for the first incarnation, `id@incarnation` after a memory-losing restart. */
+export function nodeOfMember(member: string): NodeId {
+  const at = member.indexOf('@');
+  return at < 0 ? member : member.slice(0, at);
+}
+
+class CacheGroupState implements GroupStateMachine {
+  constructor(public sm: CacheStateMachine) {}
+  apply(index: number, data: Uint8Array): Applied {
+    return this.sm.applyEncoded(index, data);
+  }
+  snapshot(): Uint8Array {
+    return this.sm.snapshot();
+  }
+  restore(data: Uint8Array): void {
+    this.sm = CacheStateMachine.restore(data);
+  }
+}
+
+function toView(item: CacheItem): ItemView {
+  return { value: item.value, contentType: item.contentType, version: String(item.version), expiresAt: item.expiresAt, tags: [...item.tags] };
+}
+
+function failure(r: { code: string; message: string }): VeloError {
+  return new VeloError(r.code as never, r.message);
+}
+
+export class VeloNode implements CacheService {
+  readonly id: NodeId;
+  private readonly o: Required<Omit<VeloNodeOptions, 'log'>> & { log: (line: string) => void };
+  private readonly placement: PartitionPlacement[];
+  private readonly transport: Transport;
+  private readonly loop: DriveLoop;
+  /** This process's incarnation: it grows with every start (wall-clock ms). */
+  private readonly incarnation = Date.now();
+  /** This node's raft member id in every group: plain for a bootstrap, id@incarnation after a restart. */
+  private memberId: string;
+  private readonly states = new Map<number, CacheGroupState>();
+  /** The first incarnation seen taking part in raft for each peer: a later one means the peer lost its memory. */
+  private readonly firstIncarnation = new Map<NodeId, number>();
+  private readonly httpOf = new Map<NodeId, string>();
+  /** Per partition this node leads: the member id each node asked to join with. */
+  private readonly joinRequests = new Map<number, Map<NodeId, string>>();
+  /** Resolved on the next tick: how a request waits for an election without a timer of its own. */
+  private tickWaiters: (() => void)[] = [];
+  private reconcileCountdown = 0;
+  private closed = false;
+  private readonly counters = { requests: 0, forwarded: 0, proposals: 0, reads: 0, errors: 0 };
+
+  private constructor(opts: VeloNodeOptions, memberId: string, transport: Transport) {
+    this.id = opts.id;
+    this.o = { ...DEFAULTS, ...opts, log: opts.log ?? (() => {}) } as VeloNode['o'];
+    this.memberId = memberId;
+    this.placement = placePartitions([...opts.peers.keys()], this.o.partitions, this.o.replicas);
+    this.transport = transport;
+    this.httpOf.set(this.id, opts.http);
+    this.loop = new DriveLoop({
+      tickMs: this.o.tickMs,
+      now: () => Date.now(),
+      send: (group, m) => this.transport.send(nodeOfMember(m.to), group, m),
+      flush: () => this.transport.flush(),
+      onTick: (now) => this.onTick(now),
+    });
+  }
+
+  /** Starts the transport, decides this node's identity, creates its groups and starts the drive loop. */
+  static async start(opts: VeloNodeOptions): Promise<VeloNode> {
+    if (!opts.peers.has(opts.id)) throw new Error(`--peers must list this node (${opts.id}) too`);
+    for (const id of opts.peers.keys()) if (id.includes('@') || id.length === 0) throw new Error(`bad node id "${id}": ids are non-empty and have no "@"`);
+    const [host, port] = splitHostPort(opts.raft);
+    const transport = new Transport({
+      clusterId: opts.clusterId ?? DEFAULTS.clusterId,
+      nodeId: opts.id,
+      incarnation: Date.now(),
+      listenHost: host,
+      listenPort: port,
+      peers: new Map([...opts.peers].filter(([id]) => id !== opts.id)),
+      log: opts.log,
+    });
+    const node = new VeloNode(opts, opts.id, transport);
+    transport.onRaftMessages((from, batch) => node.onRaftMessages(from, batch));
+    transport.onRequest((from, payload) => node.onPeerRequest(from, payload));
+    await transport.start();
+    node.loop.start();
+    await node.decideIdentity();
+    node.createGroups();
+    return node;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.loop.stop();
+    for (const g of this.loop.all()) g.close();
+    for (const w of this.tickWaiters) w();
+    this.tickWaiters = [];
+    await this.transport.close();
+  }
+
+  // ---------------------------------------------------------------- identity
+
+  /**
+   * A memory-only node that restarts has lost its log and its vote: it must
+   * never vote under its old identity (DESIGN.md "Durability"). It asks every
+   * peer whether it saw this node under another incarnation; if any did, it
+   * comes back as a new member id and joins its groups as a learner. If none
+   * did and all answered, the cluster is new (or never heard from this node):
+   * it bootstraps with its plain id.
+   */
+  private async decideIdentity(): Promise<void> {
+    const peers = [...this.o.peers.keys()].filter((id) => id !== this.id);
+    const answered = new Set<NodeId>();
+    while (!this.closed) {
+      for (const peer of peers) {
+        if (answered.has(peer)) continue;
+        try {
+          const res = decodeResponse(await this.transport.request(peer, encodeRequest({ op: 'probe', partition: -1, http: this.o.http }), 1000));
+          if (!res.ok) continue;
+          answered.add(peer);
+          if (typeof res.result.http === 'string') this.httpOf.set(peer, res.result.http);
+          if (res.result.seenBefore === true) {
+            this.memberId = `${this.id}@${this.incarnation}`;
+            this.o.log(`${this.id} restarted without its memory: rejoining as ${this.memberId}`);
+            return;
+          }
+        } catch {
+          // Not reachable yet; ask again on a later round.
+        }
+      }
+      if (answered.size === peers.length) return;
+      await this.nextTick();
+    }
+  }
+
+  private createGroups(): void {
+    for (const p of this.placement) {
+      if (!p.replicas.includes(this.id)) continue;
+      // A rejoining member starts empty, with no configuration: it must learn
+      // the group from a leader's snapshot before it takes any part.
+      const conf: ConfState = this.memberId === this.id ? { voters: p.replicas, learners: [] } : { voters: [], learners: [] };
+      const storage = new MemoryStorage(conf);
+      const raft = new RaftNode({
+        id: this.memberId,
+        storage,
+        rng: { int: (n) => Math.floor(Math.random() * n) },
+        electionTicks: this.o.electionTicks,
+        heartbeatTicks: this.o.heartbeatTicks,
+        maxBytesPerAppend: 4 << 20,
+        maxSnapshotChunkBytes: 4 << 20,
+      });
+      const state = new CacheGroupState(new CacheStateMachine(this.o.partitions));
+      this.states.set(p.id, state);
+      this.loop.add(new Group(p.id, raft, storage, state, this.o.snapshotEveryEntries));
+    }
+  }
+
+  // ---------------------------------------------------------------- transport input
+
+  private onRaftMessages(from: NodeId, batch: { group: number; message: Message }[]): void {
+    if (!this.firstIncarnation.has(from)) {
+      const inc = this.transport.peerStatus().get(from)?.incarnation;
+      if (inc !== null && inc !== undefined) this.firstIncarnation.set(from, inc);
+    }
+    for (const { group, message } of batch) {
+      const g = this.loop.get(group);
+      // Messages for an earlier incarnation of this node are not ours to answer.
+      if (!g || message.to !== this.memberId) continue;
+      if (message.type === 0 /* Append */ && g.storage.snapshot().metadata.index === 0 && g.raft.status().confState.voters.length === 0) {
+        continue; // a rejoining member takes the group from a snapshot only
+      }
+      g.raft.step(message);
+    }
+    this.loop.schedule();
+  }
+
+  private async onPeerRequest(from: NodeId, payload: Uint8Array): Promise<Uint8Array> {
+    let req: NodeRequest;
+    try {
+      req = decodeRequest(payload);
+    } catch (e) {
+      return encodeResponse(errorResponse(new VeloError('bad_request', (e as Error).message), 'no'));
+    }
+    if (req.op === 'probe') {
+      const first = this.firstIncarnation.get(from);
+      const now = this.transport.peerStatus().get(from)?.incarnation;
+      this.httpOf.set(from, req.http);
+      const seenBefore = first !== undefined && now !== null && now !== undefined && now !== first;
+      return encodeResponse({ ok: true, result: { seenBefore, http: this.o.http }, value: null });
+    }
+    return encodeResponse(await this.runAsLeader(req));
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  /** Runs a request at the partition's leader, forwarding and retrying until the request deadline. */
+  private async route(req: NodeRequest): Promise<{ result: Record<string, unknown>; value: Uint8Array | null }> {
+    this.counters.requests++;
+    const deadline = Date.now() + this.o.requestTimeoutMs;
+    let hint: NodeId | null = null;
+    for (;;) {
+      const target: NodeId | null = hint ?? this.leaderNodeOf(req.partition);
+      let res: NodeResponse;
+      if (target === null) {
+        res = { ok: false, code: 'unavailable', message: `partition ${req.partition} has no known leader`, retry: 'safe', leader: null };
+      } else if (target === this.id) {
+        res = await this.runAsLeader(req);
+      } else {
+        this.counters.forwarded++;
+        try {
+          res = decodeResponse(await this.transport.request(target, encodeRequest(req), Math.max(1, deadline - Date.now())));
+        } catch (e) {
+          // Did it go out? The transport says 'unavailable'/'queue_full'/'unknown_peer' when it did not.
+          const code = (e as { code?: string }).code;
+          const safe = code === 'unavailable' || code === 'queue_full' || code === 'unknown_peer' || code === 'closed';
+          res = { ok: false, code: 'unavailable', message: `forwarding to ${target} failed: ${(e as Error).message}`, retry: safe || isRead(req) ? 'safe' : 'indeterminate', leader: null };
+        }
+      }
+      if (res.ok) return res;
+      const retryable = res.retry === 'safe' || (res.retry === 'indeterminate' && isRead(req));
+      if (!retryable || Date.now() >= deadline || this.closed) {
+        this.counters.errors++;
+        if (retryable) throw new VeloError('unavailable', `partition ${req.partition} did not answer in time: ${res.message}`, 1);
+        throw responseError(res);
+      }
+      hint = res.leader !== null && res.leader !== target ? res.leader : null;
+      if (hint === null) await this.nextTick();
+    }
+  }
+
+  private leaderNodeOf(partition: number): NodeId | null {
+    const g = this.loop.get(partition);
+    if (g) {
+      const leader = g.leader();
+      return leader === null ? null : nodeOfMember(leader);
+    }
+    // Not a replica here: try the preferred leader; a non-leader answers with a hint.
+    return this.placement[partition]!.replicas[0]!;
+  }
+
+  /** Runs a request here; refuses with a hint when this replica does not lead the partition. */
+  private async runAsLeader(req: NodeRequest): Promise<NodeResponse> {
+    const g = this.loop.get(req.partition);
+    if (!g) return { ok: false, code: 'unavailable', message: `${this.id} holds no replica of partition ${req.partition}`, retry: 'safe', leader: this.placement[req.partition]?.replicas[0] ?? null };
+    if (req.op === 'get' && req.consistency === 'local') return this.localRead(g, req.ref);
+    if (!g.isLeader()) {
+      const leader = g.leader();
+      return { ok: false, code: 'unavailable', message: `${this.id} does not lead partition ${req.partition}`, retry: 'safe', leader: leader === null ? null : nodeOfMember(leader) };
+    }
+    const deadline = Date.now() + this.o.requestTimeoutMs;
+    try {
+      const out = await this.execute(g, req, deadline);
+      return { ok: true, ...out };
+    } catch (e) {
+      // A refusal before proposing (not leader any more) is safe to retry; a proposal in flight is not.
+      const err = e instanceof VeloError ? e : new VeloError('internal', String(e));
+      const dropped = err.message.includes('was not applied') || err.message.includes('not_leader') || err.message.includes('transferring') || err.message.includes('stopped leading');
+      return errorResponse(err, err.code === 'unavailable' && dropped ? 'safe' : err.code === 'unavailable' || err.code === 'timeout' ? 'indeterminate' : 'no');
+    }
+  }
+
+  private state(g: Group): CacheStateMachine {
+    return this.states.get(g.partition)!.sm;
+  }
+
+  private localRead(g: Group, ref: Ref): NodeResponse {
+    const sm = this.state(g);
+    if (!sm.hasCache(ref.cache)) return { ok: false, code: 'cache_not_found', message: `no cache "${ref.cache}"`, retry: 'no', leader: null };
+    const item = sm.get(ref.cache, ref.region, ref.key, Date.now());
+    const stale = !g.isLeader();
+    if (!item) return { ok: true, result: { found: false, stale }, value: null };
+    const v = toView(item);
+    return { ok: true, result: { found: true, stale, contentType: v.contentType, version: v.version, expiresAt: v.expiresAt, tags: v.tags }, value: v.value };
+  }
+
+  /** Leader side: turn the request into a command (fixing time and chance here) or a read. */
+  private async execute(g: Group, req: NodeRequest, deadline: number): Promise<{ result: Record<string, unknown>; value: Uint8Array | null }> {
+    const now = Date.now();
+    const propose = async (c: Command): Promise<Applied> => {
+      this.counters.proposals++;
+      return (await g.propose(encodeCommand(c), deadline)) as Applied;
+    };
+    switch (req.op) {
+      case 'put': {
+        const sm = this.state(g);
+        const settings = sm.cacheSettings(req.ref.cache);
+        if (!settings) throw new VeloError('cache_not_found', `no cache "${req.ref.cache}"`);
+        const ttl = req.ttlMs ?? (settings.defaultTtlMs > 0 ? settings.defaultTtlMs : null);
+        const condition = req.ifNoneMatch ? { kind: 'ifNoneMatch' as const } : req.ifMatch !== null ? { kind: 'ifMatch' as const, version: req.ifMatch } : { kind: 'none' as const };
+        const { result } = await propose({
+          type: 'put', ...req.ref, value: req.value, contentType: req.contentType, expiresAt: ttl === null ? null : now + ttl,
+          tags: req.tags, condition, lockHandle: req.lockHandle, unlock: req.unlock, now,
+        });
+        if (result.code !== 'ok') throw failure(result);
+        const r = result as { version: number; created: boolean };
+        return { result: { version: String(r.version), created: r.created }, value: null };
+      }
+      case 'delete': {
+        const { result } = await propose({ type: 'delete', ...req.ref, ifMatch: req.ifMatch, lockHandle: req.lockHandle, now });
+        if (result.code !== 'ok') throw failure(result);
+        return { result: {}, value: null };
+      }
+      case 'touch': {
+        const { result } = await propose({ type: 'touch', ...req.ref, expiresAt: now + req.ttlMs, now });
+        if (result.code !== 'ok') throw failure(result);
+        const r = result as { version: number; expiresAt: number | null };
+        return { result: { version: String(r.version), expiresAt: r.expiresAt }, value: null };
+      }
+      case 'get': {
+        this.counters.reads++;
+        const res = await g.read(() => this.localRead(g, req.ref), deadline);
+        if (!res.ok) throw responseError(res);
+        const sm = this.state(g);
+        sm.recordRead(req.ref.cache, res.result.found === true);
+        if (res.result.found === true) sm.touchRecency(req.ref.cache, req.ref.region, req.ref.key);
+        return { result: { ...res.result, stale: false }, value: res.value };
+      }
+      case 'putCache': {
+        const { result } = await propose({ type: 'putCache', name: req.name, settings: req.settings });
+        if (result.code !== 'ok') throw failure(result);
+        const r = result as { created: boolean; settings: CacheSettings };
+        return { result: { created: r.created, settings: r.settings }, value: null };
+      }
+      case 'dropCache': {
+        const { result } = await propose({ type: 'dropCache', name: req.name });
+        if (result.code !== 'ok') throw failure(result);
+        return { result: {}, value: null };
+      }
+      case 'catalog': {
+        const caches = await g.read(() => this.state(g).listCaches(), deadline);
+        return { result: { caches }, value: null };
+      }
+      case 'stats': {
+        const stats = await g.read(() => this.state(g).stats(req.cache), deadline);
+        if (!stats) throw new VeloError('cache_not_found', `no cache "${req.cache}"`);
+        return { result: { ...stats }, value: null };
+      }
+      case 'join': {
+        const wanted = this.joinRequests.get(g.partition) ?? new Map<NodeId, string>();
+        wanted.set(nodeOfMember(req.raftId), req.raftId);
+        this.joinRequests.set(g.partition, wanted);
+        return { result: {}, value: null };
+      }
+      case 'probe':
+        throw new VeloError('bad_request', 'probe is answered by the transport handler');
+    }
+  }
+
+  // ---------------------------------------------------------------- leader duties
+
+  private onTick(now: number): void {
+    const waiters = this.tickWaiters;
+    this.tickWaiters = [];
+    for (const w of waiters) w();
+    if (--this.reconcileCountdown > 0) return;
+    this.reconcileCountdown = Math.max(1, Math.round(200 / this.o.tickMs));
+    for (const g of this.loop.all()) {
+      if (g.isLeader()) {
+        this.proposeExpirations(g, now);
+        this.reconcileMembers(g);
+      } else if (this.memberId !== this.id) {
+        this.askToJoin(g);
+      }
+    }
+  }
+
+  /** Expired items are invisible at once; the leader removes them with an expire command (DESIGN.md). */
+  private proposeExpirations(g: Group, now: number): void {
+    const items = this.state(g).expiredItems(now);
+    if (items.length === 0) return;
+    g.propose(encodeCommand({ type: 'expire', items, now }), now + this.o.requestTimeoutMs).catch(() => {});
+  }
+
+  /**
+   * Moves the group's configuration toward its placement, one change at a
+   * time (thesis §4.1): a node's new member id joins as a learner, and once
+   * it has caught up its old id is removed and the new one promoted. Then
+   * leadership goes to the preferred replica, to spread leaders evenly.
+   */
+  private reconcileMembers(g: Group): void {
+    const st = g.raft.status();
+    const conf = st.confState;
+    const wanted = this.joinRequests.get(g.partition);
+    for (const [node, member] of wanted ?? []) {
+      const isVoter = conf.voters.includes(member);
+      const isLearner = conf.learners.includes(member);
+      const olds = [...conf.voters, ...conf.learners].filter((m) => m !== member && nodeOfMember(m) === node);
+      let change: { type: ConfChangeType; node: string } | null = null;
+      if (!isVoter && !isLearner) {
+        // The learner must take the group from a snapshot: make sure there is one past the bootstrap.
+        if (g.storage.snapshot().metadata.index === 0 && st.applied > 0) {
+          g.storage.createSnapshot(st.applied, g.raft.appliedConfState(), this.states.get(g.partition)!.snapshot());
+        }
+        change = { type: ConfChangeType.AddLearner, node: member };
+      } else if (isLearner) {
+        const caughtUp = (st.progress?.get(member)?.match ?? 0) >= st.commit;
+        if (!caughtUp) continue;
+        const oldVoter = olds.find((m) => conf.voters.includes(m));
+        change = oldVoter ? { type: ConfChangeType.RemoveNode, node: oldVoter } : { type: ConfChangeType.AddVoter, node: member };
+      } else if (olds.length > 0) {
+        change = { type: ConfChangeType.RemoveNode, node: olds[0]! };
+      } else {
+        wanted!.delete(node);
+        continue;
+      }
+      const r = g.raft.proposeConfChange(change);
+      if (r.ok) this.o.log(`partition ${g.partition}: ${['add voter', 'add learner', 'remove'][change.type]} ${change.node}`);
+      this.loop.schedule();
+      return; // one change at a time
+    }
+    // Spread leadership: hand it to the preferred replica once it is a caught-up voter.
+    const preferred = this.placement[g.partition]!.replicas[0]!;
+    if (preferred !== this.id) {
+      const member = conf.voters.find((m) => nodeOfMember(m) === preferred);
+      const pr = member ? st.progress?.get(member) : undefined;
+      if (member && pr && pr.match >= st.lastIndex && this.transport.peerStatus().get(preferred)?.connected) {
+        g.raft.transferLeadership(member);
+        this.loop.schedule();
+      }
+    }
+  }
+
+  /** A rejoining node asks each partition's leader to take its new member id, until it is a voter. */
+  private askToJoin(g: Group): void {
+    if (g.raft.status().confState.voters.includes(this.memberId)) return;
+    this.route({ op: 'join', partition: g.partition, raftId: this.memberId }).catch(() => {});
+  }
+
+  private nextTick(): Promise<void> {
+    return new Promise((resolve) => this.tickWaiters.push(resolve));
+  }
+
+  // ---------------------------------------------------------------- the service (API.md)
+
+  private partitionOf(ref: ItemRef): number {
+    return partitionOf(this.o.partitions, ref.cache, ref.region, ref.key);
+  }
+
+  async put(req: PutRequest): Promise<{ version: string; created: boolean }> {
+    const ref = { cache: req.cache, region: req.region, key: req.key };
+    const out = await this.route({
+      op: 'put', partition: this.partitionOf(ref), ref, contentType: req.contentType, ttlMs: req.ttlMs, tags: req.tags,
+      ifMatch: parseVersion(req.ifMatch), ifNoneMatch: req.ifNoneMatch, lockHandle: req.lockHandle, unlock: req.unlock, value: req.value,
+    });
+    return { version: out.result.version as string, created: out.result.created as boolean };
+  }
+
+  async get(ref: ItemRef, consistency: Consistency): Promise<{ item: ItemView | null; stale: boolean | null }> {
+    const partition = this.partitionOf(ref);
+    const local = consistency === 'local' ? this.loop.get(partition) : undefined;
+    const out = local ? unwrap(this.localRead(local, ref)) : await this.route({ op: 'get', partition, ref, consistency });
+    const r = out.result;
+    const stale = consistency === 'local' ? (r.stale as boolean) : null;
+    if (r.found !== true) return { item: null, stale };
+    return {
+      item: { value: out.value ?? new Uint8Array(0), contentType: r.contentType as string, version: r.version as string, expiresAt: (r.expiresAt as number | null) ?? null, tags: (r.tags as string[]) ?? [] },
+      stale,
+    };
+  }
+
+  async delete(ref: ItemRef, ifMatch: string | null, lockHandle: string | null): Promise<void> {
+    await this.route({ op: 'delete', partition: this.partitionOf(ref), ref, ifMatch: parseVersion(ifMatch), lockHandle });
+  }
+
+  async touch(ref: ItemRef, ttlMs: number): Promise<{ version: string; expiresAt: number | null }> {
+    const out = await this.route({ op: 'touch', partition: this.partitionOf(ref), ref, ttlMs });
+    return { version: out.result.version as string, expiresAt: out.result.expiresAt as number | null };
+  }
+
+  async listCaches(): Promise<{ name: string; settings: CacheSettings }[]> {
+    // Every partition holds the catalog; partition 0 answers for all.
+    const out = await this.route({ op: 'catalog', partition: 0 });
+    return out.result.caches as { name: string; settings: CacheSettings }[];
+  }
+
+  async putCache(name: string, settings: Partial<CacheSettings>): Promise<{ created: boolean; settings: CacheSettings }> {
+    const caches = await this.listCaches();
+    const current = caches.find((c) => c.name === name)?.settings ?? DEFAULT_SETTINGS;
+    const full: CacheSettings = { ...current, ...settings };
+    // The catalog lives in every partition; each applies the change at its own log position.
+    const results = await Promise.all(this.placement.map((p) => this.route({ op: 'putCache', partition: p.id, name, settings: full })));
+    return { created: results[0]!.result.created as boolean, settings: results[0]!.result.settings as CacheSettings };
+  }
+
+  async dropCache(name: string): Promise<void> {
+    await Promise.all(this.placement.map((p) => this.route({ op: 'dropCache', partition: p.id, name })));
+  }
+
+  async stats(cache: string): Promise<CacheStats> {
+    const all = await Promise.all(this.placement.map((p) => this.route({ op: 'stats', partition: p.id, cache })));
+    const sum: CacheStats = { items: 0, bytes: 0, hits: 0, misses: 0, evictions: 0, expirations: 0 };
+    for (const r of all) for (const k of Object.keys(sum) as (keyof CacheStats)[]) sum[k] += (r.result[k] as number) ?? 0;
+    return sum;
+  }
+
+  cluster(): ClusterView {
+    const status = this.transport.peerStatus();
+    const members = [...this.o.peers].map(([id, raft]) => ({
+      id,
+      http: this.httpOf.get(id) ?? '',
+      raft,
+      state: (id === this.id || status.get(id)?.connected ? 'up' : 'down') as 'up' | 'down',
+    }));
+    const partitions = this.placement.map((p) => {
+      const g = this.loop.get(p.id);
+      const st = g?.raft.status();
+      return {
+        id: p.id,
+        replicas: p.replicas,
+        leader: st?.leader ? nodeOfMember(st.leader) : null,
+        term: st?.term ?? 0,
+        commitIndex: st?.commit ?? 0,
+      };
+    });
+    return { node: this.id, members, partitions };
+  }
+
+  isReady(): boolean {
+    for (const g of this.loop.all()) if (g.leader() === null) return false;
+    return true;
+  }
+
+  metrics(): string {
+    const lines: string[] = [];
+    const metric = (name: string, help: string, type: string, samples: [string, number][]) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [labels, v] of samples) lines.push(`${name}${labels} ${v}`);
+    };
+    metric('velo_requests_total', 'Client operations received by this node.', 'counter', [['', this.counters.requests]]);
+    metric('velo_forwarded_total', 'Operations forwarded to another node.', 'counter', [['', this.counters.forwarded]]);
+    metric('velo_proposals_total', 'Commands proposed by this node as leader.', 'counter', [['', this.counters.proposals]]);
+    metric('velo_strong_reads_total', 'Linearizable reads served by this node as leader.', 'counter', [['', this.counters.reads]]);
+    metric('velo_request_errors_total', 'Operations that ended in an error.', 'counter', [['', this.counters.errors]]);
+    const groups = [...this.loop.all()].map((g) => [g.partition, g.raft.status()] as const);
+    metric('velo_raft_term', 'Current raft term per partition replica.', 'gauge', groups.map(([p, s]) => [`{partition="${p}"}`, s.term]));
+    metric('velo_raft_commit_index', 'Commit index per partition replica.', 'gauge', groups.map(([p, s]) => [`{partition="${p}"}`, s.commit]));
+    metric('velo_raft_is_leader', '1 when this replica leads the partition.', 'gauge', groups.map(([p, s]) => [`{partition="${p}"}`, s.role === Role.Leader ? 1 : 0]));
+    const t = this.transport.stats();
+    metric('velo_transport_raft_messages_sent_total', 'Raft messages queued to peers.', 'counter', [['', t.raftMessagesSent]]);
+    metric('velo_transport_raft_messages_dropped_total', 'Raft messages dropped (no connection or full queue).', 'counter', [['', t.raftMessagesDropped]]);
+    metric('velo_transport_frames_sent_total', 'Frames written to peers.', 'counter', [['', t.framesSent]]);
+    return lines.join('\n') + '\n';
+  }
+
+  /** The port the transport listens on (useful with port 0). */
+  get raftPort(): number {
+    return this.transport.port;
+  }
+
+  /** Test hook: every local replica's applied state, for comparing replicas. */
+  replicaDigest(): Map<number, { applied: number; leader: boolean; snapshot: Uint8Array }> {
+    const out = new Map<number, { applied: number; leader: boolean; snapshot: Uint8Array }>();
+    for (const g of this.loop.all()) out.set(g.partition, { applied: g.raft.status().applied, leader: g.isLeader(), snapshot: this.state(g).snapshot() });
+    return out;
+  }
+
+}
+
+function isRead(req: NodeRequest): boolean {
+  return req.op === 'get' || req.op === 'catalog' || req.op === 'stats';
+}
+
+function unwrap(res: NodeResponse): { result: Record<string, unknown>; value: Uint8Array | null } {
+  if (!res.ok) throw responseError(res);
+  return res;
+}
+
+function parseVersion(v: string | null): number | null {
+  if (v === null) return null;
+  if (!/^[0-9]{1,15}$/.test(v)) throw new VeloError('precondition_failed', `no item has version "${v}"`);
+  return Number(v);
+}
+
+export function splitHostPort(addr: string): [string, number] {
+  const m = /^(\[[^\]]+\]|[^:]+):([0-9]{1,5})$/.exec(addr);
+  if (!m) throw new Error(`"${addr}" is not host:port`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new Error(`port ${port} in "${addr}" is out of range`);
+  return [m[1]!.replace(/^\[|\]$/g, ''), port];
+}
