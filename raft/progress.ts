@@ -130,7 +130,11 @@ export class Progress {
     }
     // In Probe only the answer to the append just sent counts.
     if (this.next - 1 !== rejected) return false;
-    this.next = Math.max(this.match + 1, Math.min(rejected, hint + 1));
+    const next = Math.max(this.match + 1, Math.min(rejected, hint + 1));
+    // Refused at the very same place (a follower awaiting a snapshot): try
+    // again on the next heartbeat answer, not at once.
+    if (next === this.next) return false;
+    this.next = next;
     this.probeSent = false;
     return true;
   }

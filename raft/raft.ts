@@ -246,7 +246,7 @@ export class RaftNode {
       return { ok: false, reason: 'conf_change_pending', leader: this.leader };
     }
     const next = applyConfChange(this.conf(), cc);
-    if (next.voters.length === 0) throw new Error('a configuration change may not remove the last voter');
+    if (next.voters.length === 0) return { ok: false, reason: 'invalid_conf_change', leader: this.leader };
     const data = encodeConfChange(cc);
     const index = this.appendEntries([{ term: this.term, index: 0, type: EntryType.ConfChange, data }]);
     this.bcastAppend();
@@ -490,7 +490,7 @@ export class RaftNode {
       // leases on, wait out one election timeout before helping depose one.
       return true;
     }
-    return this.checkQuorum && this.leader !== null && this.electionElapsed < this.electionTicks;
+    return (this.checkQuorum || this.preVote) && this.leader !== null && this.electionElapsed < this.electionTicks;
   }
 
   private campaign(pre: boolean, transfer: boolean): void {
@@ -603,6 +603,17 @@ export class RaftNode {
 
   private handleAppend(m: Message): void {
     const reply = emptyMessage(MessageType.AppendResp, this.id, m.from, this.term);
+    const conf = this.conf();
+    if (conf.voters.length === 0 && conf.learners.length === 0) {
+      // A node that joined without a configuration must take one from a
+      // snapshot: appends from index 1 never carry the bootstrap configuration,
+      // and a wrong one could let it count itself a quorum. The leader sends a
+      // snapshot once its log is compacted past the rejected index.
+      reply.reject = true;
+      reply.index = m.index;
+      this.send(reply);
+      return;
+    }
     if (m.index < this.log.committed) {
       // Everything up to our commit index matches the leader's log already.
       reply.index = this.log.committed;

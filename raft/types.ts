@@ -161,7 +161,7 @@ export interface Ready {
 }
 
 /** Why a proposal or read was refused; the driver maps these to its errors. */
-export type RefusalReason = 'not_leader' | 'transferring' | 'conf_change_pending' | 'too_many_pending';
+export type RefusalReason = 'not_leader' | 'transferring' | 'conf_change_pending' | 'too_many_pending' | 'invalid_conf_change';
 
 export type ProposeResult =
   | { ok: true; index: number; term: number }

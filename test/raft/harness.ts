@@ -1,7 +1,7 @@
 // A small, perfectly ordered network for unit tests of the core (etcd's
 // raft_test.go `network`): deliver every message at once unless a link is cut.
-import { RaftNode } from '../../raft/index.js';
-import type { Entry, InjectedBugs, Message, NodeId, RaftConfig, ReadState, Rng } from '../../raft/index.js';
+import { MessageType, RaftNode, Role, emptyMessage } from '../../raft/index.js';
+import type { Entry, InjectedBugs, Message, NodeId, RaftConfig, ReadState, Rng, Snapshot } from '../../raft/index.js';
 import { MemoryStorage } from '../../storage/memory-storage.js';
 
 export function seededRng(seed: number): Rng {
@@ -25,17 +25,28 @@ export interface TestNode {
   storage: MemoryStorage;
   applied: Entry[];
   reads: ReadState[];
+  /** Snapshots the node's Readies asked the driver to install. */
+  snapshots: Snapshot[];
 }
+
+/** Decides the fate of a message in flight: deliver it (possibly changed), or drop it (null). */
+export type Interceptor = (m: Message) => Message | null;
 
 export class TestNetwork {
   readonly nodes = new Map<NodeId, TestNode>();
   private readonly cut = new Set<string>();
+  /** Every message a node emitted, in order, whatever became of it. */
+  readonly sent: Message[] = [];
   readonly delivered: Message[] = [];
   /** Messages held back by `hold` for a test to deliver (or drop) by hand. */
   held: Message[] = [];
   private holdFilter: ((m: Message) => boolean) | null = null;
+  private interceptor: Interceptor | null = null;
+  private readonly seeds = new Map<NodeId, number>();
+  private readonly overrides: Partial<RaftConfig>;
 
   constructor(ids: NodeId[], overrides: Partial<RaftConfig> = {}, voters: NodeId[] = ids) {
+    this.overrides = overrides;
     let seed = 1;
     for (const id of ids) {
       const storage = new MemoryStorage({ voters, learners: [] });
@@ -45,9 +56,21 @@ export class TestNetwork {
 
   add(id: NodeId, storage: MemoryStorage, seed: number, overrides: Partial<RaftConfig> = {}): TestNode {
     const raft = new RaftNode({ id, storage, rng: seededRng(seed), electionTicks: 10, heartbeatTicks: 1, ...overrides });
-    const node: TestNode = { id, raft, storage, applied: [], reads: [] };
+    const node: TestNode = { id, raft, storage, applied: [], reads: [], snapshots: [] };
     this.nodes.set(id, node);
+    this.seeds.set(id, seed);
     return node;
+  }
+
+  /**
+   * Crashes `id` and starts it again from what its storage holds (a durable
+   * driver persists every Ready before advance(), so nothing is lost). The
+   * new instance gets the network's config plus `overrides`.
+   */
+  restart(id: NodeId, overrides: Partial<RaftConfig> = {}): TestNode {
+    const old = this.node(id);
+    const seed = (this.seeds.get(id) ?? 1) + 1000;
+    return this.add(id, old.storage, seed, { ...this.overrides, ...overrides });
   }
 
   node(id: NodeId): TestNode {
@@ -64,6 +87,20 @@ export class TestNetwork {
     }
   }
 
+  /** Replaces the cuts: nodes talk only within their group; nodes in no group are isolated. */
+  partition(...groups: NodeId[][]): void {
+    this.cut.clear();
+    const groupOf = new Map<NodeId, number>();
+    groups.forEach((g, i) => g.forEach((id) => groupOf.set(id, i)));
+    for (const a of this.nodes.keys()) {
+      for (const b of this.nodes.keys()) {
+        if (a === b) continue;
+        const ga = groupOf.get(a);
+        if (ga === undefined || ga !== groupOf.get(b)) this.cut.add(`${a}>${b}`);
+      }
+    }
+  }
+
   cutLink(from: NodeId, to: NodeId): void {
     this.cut.add(`${from}>${to}`);
   }
@@ -74,6 +111,18 @@ export class TestNetwork {
 
   hold(filter: ((m: Message) => boolean) | null): void {
     this.holdFilter = filter;
+  }
+
+  intercept(fn: Interceptor | null): void {
+    this.interceptor = fn;
+  }
+
+  /** Delivers (and clears) the held messages that match `filter`, then settles. */
+  release(filter: (m: Message) => boolean = () => true): void {
+    const now = this.held.filter(filter);
+    this.held = this.held.filter((m) => !filter(m));
+    for (const m of now) this.deliverNow(m);
+    this.settle();
   }
 
   /** Processes every node's Ready and delivers messages until the network is quiet. */
@@ -89,10 +138,19 @@ export class TestNetwork {
 
   deliver(m: Message): void {
     if (this.cut.has(`${m.from}>${m.to}`)) return;
+    if (this.interceptor) {
+      const changed = this.interceptor(m);
+      if (changed === null) return;
+      m = changed;
+    }
     if (this.holdFilter?.(m)) {
       this.held.push(m);
       return;
     }
+    this.deliverNow(m);
+  }
+
+  private deliverNow(m: Message): void {
     const to = this.nodes.get(m.to);
     if (!to) return;
     this.delivered.push(m);
@@ -105,11 +163,13 @@ export class TestNetwork {
     while (n.raft.hasReady()) {
       const rd = n.raft.ready();
       n.storage.saveSync({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+      if (rd.snapshot) n.snapshots.push(rd.snapshot);
       out.push(...rd.messages);
       n.applied.push(...rd.committedEntries);
       n.reads.push(...rd.readStates);
       n.raft.advance();
     }
+    this.sent.push(...out);
     return out;
   }
 
@@ -124,6 +184,16 @@ export class TestNetwork {
     }
   }
 
+  /** Ticks every node (settling after each tick) until `done()`; throws after `maxTicks`. */
+  tickUntil(done: () => boolean, maxTicks = 200): number {
+    for (let i = 0; i < maxTicks; i++) {
+      if (done()) return i;
+      this.tickAll();
+    }
+    if (done()) return maxTicks;
+    throw new Error(`condition not reached within ${maxTicks} ticks`);
+  }
+
   /** Ticks `id` until it starts an election, then settles. */
   campaign(id: NodeId): void {
     const n = this.node(id);
@@ -135,8 +205,102 @@ export class TestNetwork {
     for (const n of this.nodes.values()) if (n.raft.status().role === 3) return n;
     return undefined;
   }
+
+  /** The leader of the highest term among `ids`, if any. */
+  leaderAmong(ids: NodeId[]): TestNode | undefined {
+    let best: TestNode | undefined;
+    for (const id of ids) {
+      const n = this.node(id);
+      const s = n.raft.status();
+      if (s.role === Role.Leader && (!best || s.term > best.raft.status().term)) best = n;
+    }
+    return best;
+  }
+
+  /** A leader that every node of `ids` follows in the same term (no stale leader among them), if any. */
+  agreedLeader(ids: NodeId[]): TestNode | undefined {
+    const l = this.leaderAmong(ids);
+    if (!l) return undefined;
+    const { term } = l.raft.status();
+    const all = ids.every((id) => {
+      const s = this.node(id).raft.status();
+      return s.term === term && s.leader === l.id;
+    });
+    return all ? l : undefined;
+  }
+
+  /** Messages emitted since position `from` of `sent` that match `pred`. */
+  sentSince(from: number, pred: (m: Message) => boolean): Message[] {
+    return this.sent.slice(from).filter(pred);
+  }
+}
+
+/** The (index, term) pairs of a node's durable log, from its first stored index. */
+export function logTerms(n: { storage: MemoryStorage }): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = n.storage.firstIndex(); i <= n.storage.lastIndex(); i++) out.push([i, n.storage.term(i)]);
+  return out;
+}
+
+/** A message of `type` with the given fields; the rest zero (as the core's own). */
+export function msg(type: MessageType, from: NodeId, to: NodeId, term: number, fields: Partial<Message> = {}): Message {
+  return { ...emptyMessage(type, from, to, term), ...fields };
+}
+
+export function isAppendTo(to: NodeId): (m: Message) => boolean {
+  return (m) => m.type === MessageType.Append && m.to === to;
 }
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 export type { InjectedBugs };
+
+/**
+ * One node outside any network, over a log with the given terms at indexes
+ * 1..n: for tests that feed it messages by hand and read what it answers.
+ */
+export class Solo {
+  raft: RaftNode;
+  readonly storage: MemoryStorage;
+  readonly applied: Entry[] = [];
+  readonly hardStates: { term: number; vote: NodeId | null; commit: number }[] = [];
+
+  constructor(
+    readonly id: NodeId,
+    voters: NodeId[],
+    terms: number[] = [],
+    opts: { term?: number; vote?: NodeId | null; commit?: number; config?: Partial<RaftConfig> } = {},
+  ) {
+    this.storage = new MemoryStorage({ voters, learners: [] });
+    this.storage.append(terms.map((term, i) => ({ index: i + 1, term, type: 0, data: enc(`e${i + 1}`) })));
+    this.storage.setHardState({ term: opts.term ?? terms[terms.length - 1] ?? 0, vote: opts.vote ?? null, commit: opts.commit ?? 0 });
+    this.config = opts.config ?? {};
+    this.raft = new RaftNode({ id, storage: this.storage, rng: seededRng(7), electionTicks: 10, heartbeatTicks: 1, ...this.config });
+  }
+
+  private readonly config: Partial<RaftConfig>;
+
+  /** Crashes the node and starts it again from its storage, with the same config plus `config`. */
+  restart(config: Partial<RaftConfig> = {}): void {
+    this.raft = new RaftNode({ id: this.id, storage: this.storage, rng: seededRng(8), electionTicks: 10, heartbeatTicks: 1, ...this.config, ...config });
+  }
+
+  /** Steps `m` and returns what the node sends in answer (persisting its Ready first). */
+  step(m: Message): Message[] {
+    this.raft.step(m);
+    return this.out();
+  }
+
+  out(): Message[] {
+    const msgs: Message[] = [];
+    while (this.raft.hasReady()) {
+      const rd = this.raft.ready();
+      if (rd.hardState) this.hardStates.push(rd.hardState);
+      this.storage.saveSync({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+      msgs.push(...rd.messages);
+      this.applied.push(...rd.committedEntries);
+      this.raft.advance();
+    }
+    return msgs;
+  }
+}
