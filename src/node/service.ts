@@ -47,7 +47,7 @@ export interface CacheStats {
 export interface ClusterView {
   node: string;
   members: { id: string; http: string; raft: string; state: 'up' | 'down' }[];
-  partitions: { id: number; replicas: string[]; leader: string | null; term: number; commitIndex: number }[];
+  partitions: { id: number; replicas: string[]; leader: string | null; term: number; commitIndex: number; voters: string[]; learners: string[] }[];
 }
 
 export type Consistency = 'strong' | 'local';

@@ -217,9 +217,6 @@ export class VeloNode implements CacheService {
       const g = this.loop.get(group);
       // Messages for an earlier incarnation of this node are not ours to answer.
       if (!g || message.to !== this.memberId) continue;
-      if (message.type === 0 /* Append */ && g.storage.snapshot().metadata.index === 0 && g.raft.status().confState.voters.length === 0) {
-        continue; // a rejoining member takes the group from a snapshot only
-      }
       g.raft.step(message);
     }
     this.loop.schedule();
@@ -249,8 +246,9 @@ export class VeloNode implements CacheService {
     this.counters.requests++;
     const deadline = Date.now() + this.o.requestTimeoutMs;
     let hint: NodeId | null = null;
+    let attempt = 0;
     for (;;) {
-      const target: NodeId | null = hint ?? this.leaderNodeOf(req.partition);
+      const target: NodeId | null = hint ?? this.leaderNodeOf(req.partition, attempt++);
       let res: NodeResponse;
       if (target === null) {
         res = { ok: false, code: 'unavailable', message: `partition ${req.partition} has no known leader`, retry: 'safe', leader: null };
@@ -263,7 +261,7 @@ export class VeloNode implements CacheService {
         } catch (e) {
           // Did it go out? The transport says 'unavailable'/'queue_full'/'unknown_peer' when it did not.
           const code = (e as { code?: string }).code;
-          const safe = code === 'unavailable' || code === 'queue_full' || code === 'unknown_peer' || code === 'closed';
+          const safe = code === 'unavailable' || code === 'queue_full' || code === 'unknown_peer' || code === 'too_large';
           res = { ok: false, code: 'unavailable', message: `forwarding to ${target} failed: ${(e as Error).message}`, retry: safe || isRead(req) ? 'safe' : 'indeterminate', leader: null };
         }
       }
@@ -279,14 +277,15 @@ export class VeloNode implements CacheService {
     }
   }
 
-  private leaderNodeOf(partition: number): NodeId | null {
-    const g = this.loop.get(partition);
-    if (g) {
-      const leader = g.leader();
-      return leader === null ? null : nodeOfMember(leader);
-    }
-    // Not a replica here: try the preferred leader; a non-leader answers with a hint.
-    return this.placement[partition]!.replicas[0]!;
+  /**
+   * Where to send a partition's request: its leader as this node's replica
+   * knows it; else, in turn, each replica (a non-leader answers with a hint).
+   */
+  private leaderNodeOf(partition: number, attempt: number): NodeId | null {
+    const leader = this.loop.get(partition)?.leader();
+    if (leader) return nodeOfMember(leader);
+    const replicas = this.placement[partition]!.replicas;
+    return replicas[attempt % replicas.length]!;
   }
 
   /** Runs a request here; refuses with a hint when this replica does not lead the partition. */
@@ -561,6 +560,9 @@ export class VeloNode implements CacheService {
         leader: st?.leader ? nodeOfMember(st.leader) : null,
         term: st?.term ?? 0,
         commitIndex: st?.commit ?? 0,
+        // Beyond API.md: the raft configuration as this node's replica sees it (member ids).
+        voters: st?.confState.voters ?? [],
+        learners: st?.confState.learners ?? [],
       };
     });
     return { node: this.id, members, partitions };

@@ -1,0 +1,106 @@
+// Real Velo processes on loopback, for cluster tests: `node dist/src/main.js
+// start …` per node (npm test builds dist first), killed with real signals.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+// Vitest runs this file from test/cluster/; `npm test` builds dist/ first.
+const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
+
+/** A free TCP port on loopback, as the kernel hands it out. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ClusterNode {
+  id: string;
+  http: string;
+  raft: string;
+  proc: ChildProcess | null;
+  output: string[];
+}
+
+export class ProcessCluster {
+  readonly nodes = new Map<string, ClusterNode>();
+
+  private constructor(private readonly extraArgs: string[]) {}
+
+  static async start(ids: string[], extraArgs: string[] = []): Promise<ProcessCluster> {
+    const c = new ProcessCluster(extraArgs);
+    for (const id of ids) c.nodes.set(id, { id, http: `127.0.0.1:${await freePort()}`, raft: `127.0.0.1:${await freePort()}`, proc: null, output: [] });
+    await Promise.all(ids.map((id) => c.startNode(id)));
+    return c;
+  }
+
+  url(id: string, path: string): string {
+    return `http://${this.node(id).http}${path}`;
+  }
+
+  node(id: string): ClusterNode {
+    const n = this.nodes.get(id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  /** Starts (or restarts) a node's process and resolves once it prints that it serves. */
+  startNode(id: string): Promise<void> {
+    const n = this.node(id);
+    const peers = [...this.nodes.values()].map((m) => `${m.id}=${m.raft}`).join(',');
+    const proc = spawn(process.execPath, [MAIN, 'start', '--id', id, '--http', n.http, '--raft', n.raft, '--peers', peers, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+    n.proc = proc;
+    return new Promise((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        const text = chunk.toString();
+        n.output.push(text);
+        if (text.includes('serving http://')) resolve();
+      };
+      proc.stdout!.on('data', onData);
+      proc.stderr!.on('data', (c: Buffer) => n.output.push(c.toString()));
+      proc.once('exit', (code, signal) => reject(new Error(`${id} exited (${code ?? signal}) before serving:\n${n.output.join('')}`)));
+    });
+  }
+
+  /** kill -9: no goodbye, memory lost. */
+  async kill(id: string): Promise<void> {
+    const n = this.node(id);
+    const proc = n.proc;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGKILL');
+    await exited;
+    n.proc = null;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.nodes.keys()].map((id) => this.kill(id)));
+  }
+
+  /** Polls `check` until it holds: the condition is the synchronisation point, the pause only paces the polling. */
+  async until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        if (await check()) return;
+      } catch {
+        // not yet
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async allReady(ids = [...this.nodes.keys()]): Promise<void> {
+    await this.until('every node ready', async () => {
+      for (const id of ids) if ((await fetch(this.url(id, '/readyz'))).status !== 200) return false;
+      return true;
+    });
+  }
+}
