@@ -124,9 +124,14 @@ describe('caches and operations over HTTP', () => {
     expect((await fetch(item('s1', 'sessions'))).status).toBe(404);
   });
 
-  test('bad cache settings are refused with 400', async () => {
-    const r = await fetch(`${base}/v1/caches/x`, { method: 'PUT', body: JSON.stringify({ eviction: 'random' }), headers: { 'content-type': 'application/json' } });
-    expect(r.status).toBe(400);
+  test('bad cache settings and malformed JSON are refused with 400 and change nothing', async () => {
+    for (const body of [JSON.stringify({ eviction: 'random' }), JSON.stringify({ defaultTtlMs: -1 }), '{"defaultTtlMs": 5', '[1,2]']) {
+      const r = await fetch(`${base}/v1/caches/x`, { method: 'PUT', body, headers: { 'content-type': 'application/json' } });
+      expect({ body, status: r.status }).toEqual({ body, status: 400 });
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('bad_request');
+    }
+    const list = (await (await fetch(`${base}/v1/caches`)).json()) as { caches: { name: string }[] };
+    expect(list.caches.map((c) => c.name)).not.toContain('x');
   });
 
   test('healthz, readyz, cluster and metrics answer', async () => {

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { TcpProxy } from './tcp-proxy.js';
 
 // Vitest runs this file from test/cluster/; `npm test` builds dist/ first.
 const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
@@ -31,13 +32,35 @@ export interface ClusterNode {
 export class ProcessCluster {
   readonly nodes = new Map<string, ClusterNode>();
 
+  /** With `proxied`, every directed link from→to goes through its own proxy, keyed `from>to`. */
+  private readonly proxies = new Map<string, TcpProxy>();
+
   private constructor(private readonly extraArgs: string[]) {}
 
-  static async start(ids: string[], extraArgs: string[] = []): Promise<ProcessCluster> {
+  static async start(ids: string[], extraArgs: string[] = [], opts: { proxied?: boolean } = {}): Promise<ProcessCluster> {
     const c = new ProcessCluster(extraArgs);
     for (const id of ids) c.nodes.set(id, { id, http: `127.0.0.1:${await freePort()}`, raft: `127.0.0.1:${await freePort()}`, proc: null, output: [] });
+    if (opts.proxied) {
+      for (const from of ids) {
+        for (const to of ids) {
+          if (from === to) continue;
+          const proxy = new TcpProxy('127.0.0.1', Number(c.node(to).raft.split(':')[1]));
+          await proxy.start();
+          c.proxies.set(`${from}>${to}`, proxy);
+        }
+      }
+    }
     await Promise.all(ids.map((id) => c.startNode(id)));
     return c;
+  }
+
+  /** Cuts every link to and from `id` (needs `proxied`). */
+  isolate(id: string): void {
+    for (const [link, proxy] of this.proxies) if (link.split('>').includes(id)) proxy.partition();
+  }
+
+  heal(): void {
+    for (const proxy of this.proxies.values()) proxy.heal();
   }
 
   url(id: string, path: string): string {
@@ -53,7 +76,12 @@ export class ProcessCluster {
   /** Starts (or restarts) a node's process and resolves once it prints that it serves. */
   startNode(id: string): Promise<void> {
     const n = this.node(id);
-    const peers = [...this.nodes.values()].map((m) => `${m.id}=${m.raft}`).join(',');
+    const peers = [...this.nodes.values()]
+      .map((m) => {
+        const proxy = this.proxies.get(`${id}>${m.id}`);
+        return `${m.id}=${proxy ? `127.0.0.1:${proxy.port}` : m.raft}`;
+      })
+      .join(',');
     const proc = spawn(process.execPath, [MAIN, 'start', '--id', id, '--http', n.http, '--raft', n.raft, '--peers', peers, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     n.proc = proc;
     return new Promise((resolve, reject) => {
@@ -81,6 +109,7 @@ export class ProcessCluster {
 
   async stop(): Promise<void> {
     await Promise.all([...this.nodes.keys()].map((id) => this.kill(id)));
+    await Promise.all([...this.proxies.values()].map((p) => p.close()));
   }
 
   /** Polls `check` until it holds: the condition is the synchronisation point, the pause only paces the polling. */
