@@ -29,10 +29,10 @@ interface PendingRead {
   reject(err: VeloError): void;
 }
 
-/** Thrown to a proposer whose entry was replaced by another leader's: it never applied, so a retry is safe. */
-export class ProposalDropped extends VeloError {
-  constructor() {
-    super('unavailable', 'the partition changed leader before the write committed; it was not applied', 1);
+/** A request that certainly did not take effect (refused, or its entry replaced): retrying it is safe. */
+export class NotApplied extends VeloError {
+  constructor(message: string) {
+    super('unavailable', message, 1);
   }
 }
 
@@ -66,7 +66,7 @@ export class Group {
   /** Proposes a command; resolves with its apply result once committed and applied here. */
   propose(data: Uint8Array, deadline: number): Promise<unknown> {
     const r = this.raft.propose(data);
-    if (!r.ok) return Promise.reject(new VeloError('unavailable', `partition ${this.partition}: ${r.reason}`, 1));
+    if (!r.ok) return Promise.reject(new NotApplied(`partition ${this.partition} refused the write: ${r.reason}`));
     return new Promise((resolve, reject) => {
       this.proposals.set(r.index, { term: r.term, deadline, resolve, reject });
     });
@@ -76,7 +76,7 @@ export class Group {
   read<T>(run: () => T, deadline: number): Promise<T> {
     const id = this.nextReadId++;
     const r = this.raft.readIndex(id);
-    if (!r.ok) return Promise.reject(new VeloError('unavailable', `partition ${this.partition}: ${r.reason}`, 1));
+    if (!r.ok) return Promise.reject(new NotApplied(`partition ${this.partition} refused the read: ${r.reason}`));
     return new Promise<T>((resolve, reject) => {
       this.reads.set(id, {
         deadline,
@@ -118,7 +118,7 @@ export class Group {
       if (p) {
         this.proposals.delete(e.index);
         if (p.term === e.term) p.resolve(result);
-        else p.reject(new ProposalDropped());
+        else p.reject(new NotApplied('the partition changed leader before the write committed; it was not applied'));
       }
     }
     for (const rs of rd.readStates) this.readsAwaitingApply.push({ index: rs.index, id: rs.context as number });
@@ -147,7 +147,7 @@ export class Group {
   private failReads(why: string): void {
     for (const [id, r] of this.reads) {
       this.reads.delete(id);
-      r.reject(new VeloError('unavailable', why, 1));
+      r.reject(new NotApplied(why));
     }
     this.readsAwaitingApply = [];
   }

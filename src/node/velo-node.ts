@@ -12,7 +12,7 @@ import { MemoryStorage } from '../../storage/memory-storage.js';
 import { Transport } from '../transport/index.js';
 import { DriveLoop } from './drive-loop.js';
 import { VeloError } from './errors.js';
-import { Group } from './group.js';
+import { Group, NotApplied } from './group.js';
 import type { GroupStateMachine } from './group.js';
 import { partitionOf, placePartitions } from './partition-map.js';
 import type { PartitionPlacement } from './partition-map.js';
@@ -302,10 +302,10 @@ export class VeloNode implements CacheService {
       const out = await this.execute(g, req, deadline);
       return { ok: true, ...out };
     } catch (e) {
-      // A refusal before proposing (not leader any more) is safe to retry; a proposal in flight is not.
+      // A request that certainly did not take effect may be retried; a proposal in flight may not.
       const err = e instanceof VeloError ? e : new VeloError('internal', String(e));
-      const dropped = err.message.includes('was not applied') || err.message.includes('not_leader') || err.message.includes('transferring') || err.message.includes('stopped leading');
-      return errorResponse(err, err.code === 'unavailable' && dropped ? 'safe' : err.code === 'unavailable' || err.code === 'timeout' ? 'indeterminate' : 'no');
+      const retry = err instanceof NotApplied ? 'safe' : err.code === 'unavailable' || err.code === 'timeout' ? 'indeterminate' : 'no';
+      return errorResponse(err, retry);
     }
   }
 
