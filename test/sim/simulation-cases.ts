@@ -1,0 +1,34 @@
+// The body of the simulation test files: a block of seeds for one cluster
+// size, all of which must pass, and which must between them have exercised
+// every kind of fault. Split across files so that vitest runs them in parallel.
+
+import { expect, test } from 'vitest';
+import { failureMessage, runSeedRange } from './sim-helpers.js';
+
+export function simulationBlock(nodes: 3 | 5, firstSeed: number, count: number): void {
+  test(
+    `Raft stays safe, live and linearizable under ${count} random fault schedules on ${nodes} nodes (seeds ${firstSeed}..${firstSeed + count - 1})`,
+    () => {
+      const report = runSeedRange(firstSeed, count, nodes);
+      if (report.failures.length > 0) expect.fail(failureMessage(report.failures));
+      const t = report.totals;
+      console.log(
+        `[sim ${nodes} nodes, seeds ${firstSeed}..${firstSeed + count - 1}] ${report.schedules} schedules, ${t.ticks} ticks, ${t.messages} messages, ` +
+          `${t.elections} elections, ${t.crashes} crashes, ${t.partitions} partitions, ${t.pauses} pauses, ${t.transfers} transfers, ` +
+          `${t.confChanges} conf changes, ${t.snapshotsInstalled} snapshots installed; ${t.ops} ops, ${t.opsChecked} checked linearizable`,
+      );
+      // The schedules must actually have exercised what they are meant to.
+      expect(t.crashes).toBeGreaterThan(0);
+      expect(t.partitions).toBeGreaterThan(0);
+      expect(t.pauses).toBeGreaterThan(0);
+      expect(t.transfers).toBeGreaterThan(0);
+      expect(t.confChanges).toBeGreaterThan(0);
+      expect(t.snapshotsInstalled).toBeGreaterThan(0);
+      expect(t.elections).toBeGreaterThan(report.schedules);
+      // Every history was verified, not given up on.
+      expect(t.unverifiedHistories).toBe(0);
+      expect(t.opsChecked).toBe(t.ops);
+    },
+    600_000,
+  );
+}
