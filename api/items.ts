@@ -11,6 +11,24 @@ export interface ItemsOptions {
 }
 
 type Params = { cache?: string; region?: string; key?: string };
+
+// Schemas at the edge (byte lengths of names are checked in checkName: JSON
+// Schema counts characters, API.md counts UTF-8 bytes).
+const name = { type: 'string', minLength: 1 } as const;
+const itemParams = { type: 'object', required: ['cache', 'key'], properties: { cache: name, key: name } } as const;
+const regionItemParams = { type: 'object', required: ['cache', 'region', 'key'], properties: { cache: name, region: name, key: name } } as const;
+const positiveIntString = { type: 'string', pattern: '^[1-9][0-9]{0,15}$' } as const;
+const putQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { ttlMs: positiveIntString, tags: { type: 'string' }, unlock: { type: 'string', enum: ['true', 'false'] } },
+} as const;
+const getQuery = { type: 'object', additionalProperties: false, properties: { consistency: { type: 'string', enum: ['strong', 'local'] } } } as const;
+const touchQuery = { type: 'object', additionalProperties: false, required: ['ttlMs'], properties: { ttlMs: positiveIntString } } as const;
+const conditionHeaders = {
+  type: 'object',
+  properties: { 'if-match': { type: 'string', maxLength: 64 }, 'if-none-match': { type: 'string', maxLength: 64 }, 'x-velo-lock-handle': { type: 'string', maxLength: 128 } },
+} as const;
 type Query = Record<string, string | undefined>;
 
 function itemRef(req: FastifyRequest): ItemRef {
@@ -96,9 +114,10 @@ export async function itemRoutes(app: FastifyInstance, opts: ItemsOptions): Prom
   };
 
   for (const base of ['/caches/:cache/items/:key', '/caches/:cache/regions/:region/items/:key']) {
-    app.put(base, put);
-    app.get(base, get);
-    app.delete(base, del);
-    app.post(`${base}/touch`, touch);
+    const params = base.includes(':region') ? regionItemParams : itemParams;
+    app.put(base, { schema: { params, querystring: putQuery, headers: conditionHeaders } }, put);
+    app.get(base, { schema: { params, querystring: getQuery } }, get);
+    app.delete(base, { schema: { params, headers: conditionHeaders } }, del);
+    app.post(`${base}/touch`, { schema: { params, querystring: touchQuery } }, touch);
   }
 }

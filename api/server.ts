@@ -1,6 +1,7 @@
 // The HTTP layer: one Fastify app, a plugin per group of routes, errors mapped in one place.
 import Fastify from 'fastify';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import type { CacheService } from '../src/node/service.js';
 import { cacheRoutes } from './caches.js';
 import { clusterRoutes, operationsRoutes } from './cluster.js';
@@ -10,14 +11,22 @@ import { itemRoutes } from './items.js';
 export interface ServerOptions {
   service: CacheService;
   maxValueBytes: number;
-  logger?: boolean;
+  /** Fastify logs through it (requests, errors); none if absent. */
+  logger?: Logger;
 }
 
 export const DEFAULT_MAX_VALUE_BYTES = 1 << 20;
 
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.maxValueBytes, routerOptions: { maxParamLength: 1024 } });
+  const app = Fastify({
+    ...(opts.logger ? { loggerInstance: opts.logger as FastifyBaseLogger } : { logger: false }),
+    bodyLimit: opts.maxValueBytes,
+    routerOptions: { maxParamLength: 1024 },
+  }) as unknown as FastifyInstance;
   installErrorHandler(app);
+  app.addHook('onResponse', async (req, reply) => {
+    opts.service.observeRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
+  });
   await app.register(operationsRoutes, { service: opts.service });
   await app.register(
     async (v1) => {

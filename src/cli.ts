@@ -1,6 +1,7 @@
 // The `velo` command. `velo start` with no flags runs a single in-memory node
 // on 127.0.0.1:7070 (API.md "Starting a node").
 
+import { pino } from 'pino';
 import { buildServer, DEFAULT_MAX_VALUE_BYTES } from '../api/server.js';
 import { VeloNode, splitHostPort } from './node/velo-node.js';
 
@@ -88,7 +89,7 @@ export function parseStartFlags(argv: string[]): StartFlags {
 }
 
 async function start(flags: StartFlags): Promise<void> {
-  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${flags.id} ${line}\n`);
+  const logger = pino({ level: 'info', base: { node: flags.id } });
   const node = await VeloNode.start({
     id: flags.id,
     http: flags.http,
@@ -98,9 +99,9 @@ async function start(flags: StartFlags): Promise<void> {
     replicas: flags.replicas,
     requestTimeoutMs: flags.requestTimeoutMs,
     clusterId: flags.clusterId,
-    log,
+    logger,
   });
-  const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes });
+  const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger });
   const [host, port] = splitHostPort(flags.http);
   try {
     await app.listen({ host, port });

@@ -15,8 +15,16 @@ export interface GroupStateMachine {
   restore(data: Uint8Array): void;
 }
 
+/** What a group reports as it runs: latencies for metrics, leader changes for logs. */
+export interface GroupObserver {
+  proposalCommitted(seconds: number): void;
+  applied(seconds: number, entries: number): void;
+  roleChanged(partition: number, soft: { role: Role; leader: NodeId | null; term: number }): void;
+}
+
 interface PendingProposal {
   term: number;
+  startedAt: number;
   deadline: number;
   resolve(result: unknown): void;
   reject(err: VeloError): void;
@@ -51,6 +59,7 @@ export class Group {
     readonly sm: GroupStateMachine,
     /** Log entries kept after a snapshot before the next one is taken. */
     private readonly snapshotEveryEntries: number,
+    private readonly observer: GroupObserver | null = null,
   ) {
     this.applied = storage.snapshot().metadata.index;
   }
@@ -68,7 +77,7 @@ export class Group {
     const r = this.raft.propose(data);
     if (!r.ok) return Promise.reject(new NotApplied(`partition ${this.partition} refused the write: ${r.reason}`));
     return new Promise((resolve, reject) => {
-      this.proposals.set(r.index, { term: r.term, deadline, resolve, reject });
+      this.proposals.set(r.index, { term: r.term, startedAt: performance.now(), deadline, resolve, reject });
     });
   }
 
@@ -111,16 +120,21 @@ export class Group {
         }
       }
     }
+    const applyStart = performance.now();
     for (const e of rd.committedEntries) {
       const result = e.type === 0 && e.data.length > 0 ? this.sm.apply(e.index, e.data) : undefined;
       this.applied = e.index;
       const p = this.proposals.get(e.index);
       if (p) {
         this.proposals.delete(e.index);
-        if (p.term === e.term) p.resolve(result);
-        else p.reject(new NotApplied('the partition changed leader before the write committed; it was not applied'));
+        if (p.term === e.term) {
+          this.observer?.proposalCommitted((performance.now() - p.startedAt) / 1000);
+          p.resolve(result);
+        } else p.reject(new NotApplied('the partition changed leader before the write committed; it was not applied'));
       }
     }
+    if (rd.committedEntries.length > 0) this.observer?.applied((performance.now() - applyStart) / 1000, rd.committedEntries.length);
+    if (rd.softState) this.observer?.roleChanged(this.partition, rd.softState);
     for (const rs of rd.readStates) this.readsAwaitingApply.push({ index: rs.index, id: rs.context as number });
     if (rd.readStates.length > 0) this.readsAwaitingApply.sort((a, b) => a.index - b.index);
     this.serveReads();

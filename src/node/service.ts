@@ -66,4 +66,6 @@ export interface CacheService {
   isReady(): boolean;
   /** Prometheus text exposition. */
   metrics(): string;
+  /** Counts an answered HTTP request (route is the route pattern, not the URL). */
+  observeRequest(method: string, route: string, status: number): void;
 }

@@ -6,14 +6,17 @@
 
 import { CacheStateMachine, DEFAULT_SETTINGS, encodeCommand } from '../cache/index.js';
 import type { Applied, CacheSettings, Command, ItemView as CacheItem } from '../cache/index.js';
-import { ConfChangeType, RaftNode, Role } from '../../raft/index.js';
+import { ConfChangeType, RaftNode } from '../../raft/index.js';
 import type { ConfState, Message, NodeId } from '../../raft/index.js';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
 import { MemoryStorage } from '../../storage/memory-storage.js';
 import { Transport } from '../transport/index.js';
 import { DriveLoop } from './drive-loop.js';
 import { VeloError } from './errors.js';
 import { Group, NotApplied } from './group.js';
-import type { GroupStateMachine } from './group.js';
+import type { GroupObserver, GroupStateMachine } from './group.js';
+import { Counter, Histogram, renderGauge } from './metrics.js';
 import { partitionOf, placePartitions } from './partition-map.js';
 import type { PartitionPlacement } from './partition-map.js';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, errorResponse, responseError } from './requests.js';
@@ -36,7 +39,8 @@ export interface VeloNodeOptions {
   heartbeatTicks?: number;
   requestTimeoutMs?: number;
   snapshotEveryEntries?: number;
-  log?: (line: string) => void;
+  /** Structured logs (pino, as Fastify's); silent if absent. */
+  logger?: Logger;
 }
 
 const DEFAULTS = {
@@ -69,6 +73,8 @@ class CacheGroupState implements GroupStateMachine {
   }
 }
 
+const ROLE_NAMES = ['follower', 'pre_candidate', 'candidate', 'leader'];
+
 function toView(item: CacheItem): ItemView {
   return { value: item.value, contentType: item.contentType, version: String(item.version), expiresAt: item.expiresAt, tags: [...item.tags] };
 }
@@ -79,7 +85,8 @@ function failure(r: { code: string; message: string }): VeloError {
 
 export class VeloNode implements CacheService {
   readonly id: NodeId;
-  private readonly o: Required<Omit<VeloNodeOptions, 'log'>> & { log: (line: string) => void };
+  private readonly o: Required<Omit<VeloNodeOptions, 'logger'>>;
+  private readonly log: Logger;
   private readonly placement: PartitionPlacement[];
   private readonly transport: Transport;
   private readonly loop: DriveLoop;
@@ -98,10 +105,24 @@ export class VeloNode implements CacheService {
   private reconcileCountdown = 0;
   private closed = false;
   private readonly counters = { requests: 0, forwarded: 0, proposals: 0, reads: 0, errors: 0 };
+  private readonly httpRequests = new Counter('velo_http_requests_total', 'HTTP requests answered, by route and status.');
+  private readonly proposalSeconds = new Histogram('velo_proposal_seconds', 'From proposing a command to its apply on the leader.');
+  private readonly applySeconds = new Histogram('velo_apply_batch_seconds', 'Time to apply one Ready batch of committed entries.');
+  private readonly leaderChanges = new Counter('velo_leader_changes_total', 'Leader changes seen by this node’s replicas.');
+  private readonly observer: GroupObserver = {
+    proposalCommitted: (s) => this.proposalSeconds.observe(s),
+    applied: (s) => this.applySeconds.observe(s),
+    roleChanged: (partition, soft) => {
+      this.leaderChanges.inc({ partition });
+      this.log.info({ partition, term: soft.term, leader: soft.leader ? nodeOfMember(soft.leader) : null, role: ROLE_NAMES[soft.role] }, `partition ${partition}: ${soft.leader ? `leader ${soft.leader}` : 'no leader'} in term ${soft.term}`);
+    },
+  };
 
   private constructor(opts: VeloNodeOptions, memberId: string, transport: Transport) {
     this.id = opts.id;
-    this.o = { ...DEFAULTS, ...opts, log: opts.log ?? (() => {}) } as VeloNode['o'];
+    const { logger, ...rest } = opts;
+    this.o = { ...DEFAULTS, ...rest } as VeloNode['o'];
+    this.log = logger ?? pino({ level: 'silent' });
     this.memberId = memberId;
     this.placement = placePartitions([...opts.peers.keys()], this.o.partitions, this.o.replicas);
     this.transport = transport;
@@ -127,7 +148,7 @@ export class VeloNode implements CacheService {
       listenHost: host,
       listenPort: port,
       peers: new Map([...opts.peers].filter(([id]) => id !== opts.id)),
-      log: opts.log,
+      log: (line) => (opts.logger ?? pino({ level: 'silent' })).info({ component: 'transport' }, line),
     });
     const node = new VeloNode(opts, opts.id, transport);
     transport.onRaftMessages((from, batch) => node.onRaftMessages(from, batch));
@@ -172,7 +193,7 @@ export class VeloNode implements CacheService {
           if (typeof res.result.http === 'string') this.httpOf.set(peer, res.result.http);
           if (res.result.seenBefore === true) {
             this.memberId = `${this.id}@${this.incarnation}`;
-            this.o.log(`${this.id} restarted without its memory: rejoining as ${this.memberId}`);
+            this.log.warn({ member: this.memberId }, `${this.id} restarted without its memory: rejoining as ${this.memberId}`);
             return;
           }
         } catch {
@@ -202,7 +223,7 @@ export class VeloNode implements CacheService {
       });
       const state = new CacheGroupState(new CacheStateMachine(this.o.partitions));
       this.states.set(p.id, state);
-      this.loop.add(new Group(p.id, raft, storage, state, this.o.snapshotEveryEntries));
+      this.loop.add(new Group(p.id, raft, storage, state, this.o.snapshotEveryEntries, this.observer));
     }
   }
 
@@ -454,7 +475,7 @@ export class VeloNode implements CacheService {
         continue;
       }
       const r = g.raft.proposeConfChange(change);
-      if (r.ok) this.o.log(`partition ${g.partition}: ${['add voter', 'add learner', 'remove'][change.type]} ${change.node}`);
+      if (r.ok) this.log.info({ partition: g.partition, term: st.term, change: ['add_voter', 'add_learner', 'remove'][change.type], member: change.node }, `partition ${g.partition}: membership change proposed`);
       this.loop.schedule();
       return; // one change at a time
     }
@@ -573,26 +594,32 @@ export class VeloNode implements CacheService {
     return true;
   }
 
+  observeRequest(method: string, route: string, status: number): void {
+    this.httpRequests.inc({ method, route, status });
+  }
+
   metrics(): string {
-    const lines: string[] = [];
-    const metric = (name: string, help: string, type: string, samples: [string, number][]) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [labels, v] of samples) lines.push(`${name}${labels} ${v}`);
-    };
-    metric('velo_requests_total', 'Client operations received by this node.', 'counter', [['', this.counters.requests]]);
-    metric('velo_forwarded_total', 'Operations forwarded to another node.', 'counter', [['', this.counters.forwarded]]);
-    metric('velo_proposals_total', 'Commands proposed by this node as leader.', 'counter', [['', this.counters.proposals]]);
-    metric('velo_strong_reads_total', 'Linearizable reads served by this node as leader.', 'counter', [['', this.counters.reads]]);
-    metric('velo_request_errors_total', 'Operations that ended in an error.', 'counter', [['', this.counters.errors]]);
-    const groups = [...this.loop.all()].map((g) => [g.partition, g.raft.status()] as const);
-    metric('velo_raft_term', 'Current raft term per partition replica.', 'gauge', groups.map(([p, s]) => [`{partition="${p}"}`, s.term]));
-    metric('velo_raft_commit_index', 'Commit index per partition replica.', 'gauge', groups.map(([p, s]) => [`{partition="${p}"}`, s.commit]));
-    metric('velo_raft_is_leader', '1 when this replica leads the partition.', 'gauge', groups.map(([p, s]) => [`{partition="${p}"}`, s.role === Role.Leader ? 1 : 0]));
+    const out: string[] = [];
+    const counter = (name: string, help: string, v: number) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${v}`);
+    counter('velo_requests_total', 'Client operations received by this node.', this.counters.requests);
+    counter('velo_forwarded_total', 'Operations forwarded to another node.', this.counters.forwarded);
+    counter('velo_proposals_total', 'Commands proposed by this node as leader.', this.counters.proposals);
+    counter('velo_strong_reads_total', 'Linearizable reads served by this node as leader.', this.counters.reads);
+    counter('velo_request_errors_total', 'Operations that ended in an error.', this.counters.errors);
+    this.httpRequests.render(out);
+    this.proposalSeconds.render(out);
+    this.applySeconds.render(out);
+    this.leaderChanges.render(out);
+    const groups = [...this.loop.all()].map((g) => [{ partition: g.partition }, g.raft.status()] as const);
+    renderGauge(out, 'velo_raft_role', 'Role of this node’s replica: 0 follower, 1 pre-candidate, 2 candidate, 3 leader.', groups.map(([l, s]) => [l, s.role]));
+    renderGauge(out, 'velo_raft_term', 'Current raft term per partition replica.', groups.map(([l, s]) => [l, s.term]));
+    renderGauge(out, 'velo_raft_commit_index', 'Commit index per partition replica.', groups.map(([l, s]) => [l, s.commit]));
+    renderGauge(out, 'velo_raft_applied_index', 'Applied index per partition replica.', groups.map(([l, s]) => [l, s.applied]));
     const t = this.transport.stats();
-    metric('velo_transport_raft_messages_sent_total', 'Raft messages queued to peers.', 'counter', [['', t.raftMessagesSent]]);
-    metric('velo_transport_raft_messages_dropped_total', 'Raft messages dropped (no connection or full queue).', 'counter', [['', t.raftMessagesDropped]]);
-    metric('velo_transport_frames_sent_total', 'Frames written to peers.', 'counter', [['', t.framesSent]]);
-    return lines.join('\n') + '\n';
+    counter('velo_transport_raft_messages_sent_total', 'Raft messages queued to peers.', t.raftMessagesSent);
+    counter('velo_transport_raft_messages_dropped_total', 'Raft messages dropped (no connection or full queue).', t.raftMessagesDropped);
+    counter('velo_transport_frames_sent_total', 'Frames written to peers.', t.framesSent);
+    return out.join('\n') + '\n';
   }
 
   /** The port the transport listens on (useful with port 0). */

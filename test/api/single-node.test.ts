@@ -141,6 +141,10 @@ describe('caches and operations over HTTP', () => {
     expect(c.node).toBe('n1');
     expect(c.partitions.every((p) => p.leader === 'n1')).toBe(true);
     const m = await (await fetch(`${base}/metrics`)).text();
-    expect(m).toMatch(/^velo_requests_total \d+$/m);
+    expect(m).toMatch(/^velo_requests_total [1-9]\d*$/m);
+    expect(m).toMatch(/^velo_raft_role\{partition="0"\} 3$/m);
+    expect(m).toMatch(/^velo_raft_applied_index\{partition="0"\} \d+$/m);
+    expect(m).toMatch(/^velo_proposal_seconds_count [1-9]\d*$/m);
+    expect(m).toMatch(/^velo_http_requests_total\{method="PUT",route="\/v1\/caches\/:cache\/items\/:key",status="201"\} [1-9]\d*$/m);
   });
 });
