@@ -25,6 +25,7 @@ const putQuery = {
 } as const;
 const getQuery = { type: 'object', additionalProperties: false, properties: { consistency: { type: 'string', enum: ['strong', 'local'] } } } as const;
 const touchQuery = { type: 'object', additionalProperties: false, required: ['ttlMs'], properties: { ttlMs: positiveIntString } } as const;
+const lockQuery = { type: 'object', additionalProperties: false, required: ['timeoutMs'], properties: { timeoutMs: positiveIntString } } as const;
 const conditionHeaders = {
   type: 'object',
   properties: { 'if-match': { type: 'string', maxLength: 64 }, 'if-none-match': { type: 'string', maxLength: 64 }, 'x-velo-lock-handle': { type: 'string', maxLength: 128 } },
@@ -113,11 +114,30 @@ export async function itemRoutes(app: FastifyInstance, opts: ItemsOptions): Prom
     return reply.status(200).send(r);
   };
 
+  const lock = async (req: FastifyRequest, reply: FastifyReply) => {
+    const ref = itemRef(req);
+    const timeoutMs = positiveInt('timeoutMs', (req.query as Query).timeoutMs);
+    if (timeoutMs === undefined) throw new VeloError('bad_request', 'lock needs timeoutMs');
+    const r = await service.lock(ref, timeoutMs);
+    reply.header('X-Velo-Lock-Handle', r.handle);
+    reply.header('X-Velo-Lock-Expires-At', String(r.lockExpiresAt));
+    return sendItem(reply, r.item);
+  };
+
+  const unlock = async (req: FastifyRequest, reply: FastifyReply) => {
+    const handle = singleHeader(req, 'x-velo-lock-handle');
+    if (!handle) throw new VeloError('bad_request', 'unlock needs the X-Velo-Lock-Handle header');
+    await service.unlock(itemRef(req), handle);
+    return reply.status(204).send();
+  };
+
   for (const base of ['/caches/:cache/items/:key', '/caches/:cache/regions/:region/items/:key']) {
     const params = base.includes(':region') ? regionItemParams : itemParams;
     app.put(base, { schema: { params, querystring: putQuery, headers: conditionHeaders } }, put);
     app.get(base, { schema: { params, querystring: getQuery } }, get);
     app.delete(base, { schema: { params, headers: conditionHeaders } }, del);
     app.post(`${base}/touch`, { schema: { params, querystring: touchQuery } }, touch);
+    app.post(`${base}/lock`, { schema: { params, querystring: lockQuery } }, lock);
+    app.post(`${base}/unlock`, { schema: { params, headers: conditionHeaders } }, unlock);
   }
 }

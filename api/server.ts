@@ -7,6 +7,7 @@ import { cacheRoutes } from './caches.js';
 import { clusterRoutes, operationsRoutes } from './cluster.js';
 import { installErrorHandler } from './errors.js';
 import { itemRoutes } from './items.js';
+import { regionRoutes } from './regions.js';
 
 export interface ServerOptions {
   service: CacheService;
@@ -34,6 +35,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       await v1.register(cacheRoutes, { service: opts.service });
       await v1.register(clusterRoutes, { service: opts.service });
       await v1.register(itemRoutes, { service: opts.service, maxValueBytes: opts.maxValueBytes });
+      await v1.register(regionRoutes, { service: opts.service });
     },
     { prefix: '/v1' },
   );

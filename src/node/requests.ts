@@ -20,6 +20,10 @@ export type NodeRequest =
   | { op: 'get'; partition: number; ref: Ref; consistency: 'strong' | 'local' }
   | { op: 'delete'; partition: number; ref: Ref; ifMatch: number | null; lockHandle: string | null }
   | { op: 'touch'; partition: number; ref: Ref; ttlMs: number }
+  | { op: 'lock'; partition: number; ref: Ref; timeoutMs: number }
+  | { op: 'unlock'; partition: number; ref: Ref; handle: string }
+  | { op: 'listRegion'; partition: number; cache: string; region: string; tags: string[]; match: 'any' | 'all' }
+  | { op: 'clearRegion'; partition: number; cache: string; region: string }
   | { op: 'putCache'; partition: number; name: string; settings: CacheSettings }
   | { op: 'dropCache'; partition: number; name: string }
   | { op: 'catalog'; partition: number }
@@ -53,7 +57,7 @@ export function encodeRequest(r: NodeRequest): Uint8Array {
 export function decodeRequest(bytes: Uint8Array): NodeRequest {
   const { header, body } = decodeEnvelope(bytes);
   const op = header.op;
-  const known = ['put', 'get', 'delete', 'touch', 'putCache', 'dropCache', 'catalog', 'stats', 'join', 'probe'];
+  const known = ['put', 'get', 'delete', 'touch', 'lock', 'unlock', 'listRegion', 'clearRegion', 'putCache', 'dropCache', 'catalog', 'stats', 'join', 'probe'];
   if (typeof op !== 'string' || !known.includes(op)) throw new WireError(`unknown op ${JSON.stringify(op)}`);
   if (typeof header.partition !== 'number' || !Number.isInteger(header.partition)) throw new WireError('partition missing');
   // The sender is a node of this cluster running this code; the API validated the fields.

@@ -57,6 +57,12 @@ export interface CacheService {
   get(ref: ItemRef, consistency: Consistency): Promise<{ item: ItemView | null; stale: boolean | null }>;
   delete(ref: ItemRef, ifMatch: string | null, lockHandle: string | null): Promise<void>;
   touch(ref: ItemRef, ttlMs: number): Promise<{ version: string; expiresAt: number | null }>;
+  /** GetAndLock: the item, and the handle that holds its lock until `lockExpiresAt`. */
+  lock(ref: ItemRef, timeoutMs: number): Promise<{ item: ItemView; handle: string; lockExpiresAt: number }>;
+  unlock(ref: ItemRef, handle: string): Promise<void>;
+  /** A region's items (all, or by tags), consistent with every write before the call. */
+  listRegion(cache: string, region: string, tags: string[], match: 'any' | 'all'): Promise<(ItemView & { key: string })[]>;
+  clearRegion(cache: string, region: string): Promise<{ removed: number }>;
   listCaches(): Promise<{ name: string; settings: CacheSettings }[]>;
   putCache(name: string, settings: Partial<CacheSettings>): Promise<{ created: boolean; settings: CacheSettings }>;
   dropCache(name: string): Promise<void>;

@@ -4,6 +4,7 @@
 // partition, otherwise by forwarding the request to the leader over the peer
 // connection.
 
+import { randomUUID } from 'node:crypto';
 import { CacheStateMachine, DEFAULT_SETTINGS, encodeCommand } from '../cache/index.js';
 import type { Applied, CacheSettings, Command, ItemView as CacheItem } from '../cache/index.js';
 import { ConfChangeType, RaftNode } from '../../raft/index.js';
@@ -103,6 +104,8 @@ export class VeloNode implements CacheService {
   /** Resolved on the next tick: how a request waits for an election without a timer of its own. */
   private tickWaiters: (() => void)[] = [];
   private reconcileCountdown = 0;
+  /** Partitions with an evict command in flight: one at a time, so the same items are not chosen twice. */
+  private readonly evicting = new Set<number>();
   private closed = false;
   private readonly counters = { requests: 0, forwarded: 0, proposals: 0, reads: 0, errors: 0 };
   private readonly httpRequests = new Counter('velo_http_requests_total', 'HTTP requests answered, by route and status.');
@@ -377,6 +380,40 @@ export class VeloNode implements CacheService {
         const r = result as { version: number; expiresAt: number | null };
         return { result: { version: String(r.version), expiresAt: r.expiresAt }, value: null };
       }
+      case 'lock': {
+        const { result } = await propose({ type: 'lock', ...req.ref, handle: randomUUID(), lockExpiresAt: now + req.timeoutMs, now });
+        if (result.code !== 'ok') throw failure(result);
+        const r = result as { item: CacheItem; handle: string; lockExpiresAt: number };
+        const v = toView(r.item);
+        return { result: { handle: r.handle, lockExpiresAt: r.lockExpiresAt, contentType: v.contentType, version: v.version, expiresAt: v.expiresAt, tags: v.tags }, value: v.value };
+      }
+      case 'unlock': {
+        const { result } = await propose({ type: 'unlock', ...req.ref, handle: req.handle, now });
+        if (result.code !== 'ok') throw failure(result);
+        return { result: {}, value: null };
+      }
+      case 'clearRegion': {
+        const { result } = await propose({ type: 'clearRegion', cache: req.cache, region: req.region, now });
+        if (result.code !== 'ok') throw failure(result);
+        return { result: { removed: (result as { removed: number }).removed }, value: null };
+      }
+      case 'listRegion': {
+        const items = await g.read(() => {
+          const sm = this.state(g);
+          if (!sm.hasCache(req.cache)) throw new VeloError('cache_not_found', `no cache "${req.cache}"`);
+          return sm.listRegion(req.cache, req.region, { tags: req.tags, match: req.match }, Date.now());
+        }, deadline);
+        // Values travel as one body after the header, each at its offset: never JSON-encoded.
+        const sizes = items.map((i) => i.value.length);
+        const body = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+        let at = 0;
+        for (const i of items) {
+          body.set(i.value, at);
+          at += i.value.length;
+        }
+        const meta = items.map((i) => ({ key: i.key, contentType: i.contentType, version: String(i.version), expiresAt: i.expiresAt, tags: [...i.tags] }));
+        return { result: { items: meta, sizes }, value: body };
+      }
       case 'get': {
         this.counters.reads++;
         const res = await g.read(() => this.localRead(g, req.ref), deadline);
@@ -428,6 +465,7 @@ export class VeloNode implements CacheService {
     for (const g of this.loop.all()) {
       if (g.isLeader()) {
         this.proposeExpirations(g, now);
+        this.proposeEvictions(g, now);
         this.reconcileMembers(g);
       } else if (this.memberId !== this.id) {
         this.askToJoin(g);
@@ -440,6 +478,27 @@ export class VeloNode implements CacheService {
     const items = this.state(g).expiredItems(now);
     if (items.length === 0) return;
     g.propose(encodeCommand({ type: 'expire', items, now }), now + this.o.requestTimeoutMs).catch(() => {});
+  }
+
+  /**
+   * With eviction 'lru' and maxBytes, the leader evicts the least recently
+   * used items (reads count) to bring each cache under its share; the choice
+   * travels in the command, so replicas agree.
+   */
+  private proposeEvictions(g: Group, now: number): void {
+    if (this.evicting.has(g.partition)) return;
+    const sm = this.state(g);
+    for (const { name } of sm.listCaches()) {
+      const excess = sm.bytesToFree(name);
+      if (excess <= 0) continue;
+      const items = sm.lruCandidates(name, excess);
+      if (items.length === 0) continue;
+      this.evicting.add(g.partition);
+      g.propose(encodeCommand({ type: 'evict', items }), now + this.o.requestTimeoutMs)
+        .catch(() => {})
+        .finally(() => this.evicting.delete(g.partition));
+      return;
+    }
   }
 
   /**
@@ -536,6 +595,38 @@ export class VeloNode implements CacheService {
   async touch(ref: ItemRef, ttlMs: number): Promise<{ version: string; expiresAt: number | null }> {
     const out = await this.route({ op: 'touch', partition: this.partitionOf(ref), ref, ttlMs });
     return { version: out.result.version as string, expiresAt: out.result.expiresAt as number | null };
+  }
+
+  async lock(ref: ItemRef, timeoutMs: number): Promise<{ item: ItemView; handle: string; lockExpiresAt: number }> {
+    const out = await this.route({ op: 'lock', partition: this.partitionOf(ref), ref, timeoutMs });
+    const r = out.result;
+    return {
+      item: { value: out.value ?? new Uint8Array(0), contentType: r.contentType as string, version: r.version as string, expiresAt: (r.expiresAt as number | null) ?? null, tags: (r.tags as string[]) ?? [] },
+      handle: r.handle as string,
+      lockExpiresAt: r.lockExpiresAt as number,
+    };
+  }
+
+  async unlock(ref: ItemRef, handle: string): Promise<void> {
+    await this.route({ op: 'unlock', partition: this.partitionOf(ref), ref, handle });
+  }
+
+  async listRegion(cache: string, region: string, tags: string[], match: 'any' | 'all'): Promise<(ItemView & { key: string })[]> {
+    const out = await this.route({ op: 'listRegion', partition: partitionOf(this.o.partitions, cache, region, ''), cache, region, tags, match });
+    const meta = out.result.items as { key: string; contentType: string; version: string; expiresAt: number | null; tags: string[] }[];
+    const sizes = out.result.sizes as number[];
+    const body = out.value ?? new Uint8Array(0);
+    let at = 0;
+    return meta.map((m, i) => {
+      const value = body.subarray(at, at + sizes[i]!);
+      at += sizes[i]!;
+      return { ...m, value };
+    });
+  }
+
+  async clearRegion(cache: string, region: string): Promise<{ removed: number }> {
+    const out = await this.route({ op: 'clearRegion', partition: partitionOf(this.o.partitions, cache, region, ''), cache, region });
+    return { removed: out.result.removed as number };
   }
 
   async listCaches(): Promise<{ name: string; settings: CacheSettings }[]> {
@@ -637,7 +728,7 @@ export class VeloNode implements CacheService {
 }
 
 function isRead(req: NodeRequest): boolean {
-  return req.op === 'get' || req.op === 'catalog' || req.op === 'stats';
+  return req.op === 'get' || req.op === 'catalog' || req.op === 'stats' || req.op === 'listRegion';
 }
 
 function unwrap(res: NodeResponse): { result: Record<string, unknown>; value: Uint8Array | null } {
