@@ -6,6 +6,7 @@ import type { CacheService } from '../src/node/service.js';
 import { cacheRoutes } from './caches.js';
 import { clusterRoutes, operationsRoutes } from './cluster.js';
 import { installErrorHandler } from './errors.js';
+import { eventRoutes } from './events.js';
 import { itemRoutes } from './items.js';
 import { regionRoutes } from './regions.js';
 
@@ -36,6 +37,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       await v1.register(clusterRoutes, { service: opts.service });
       await v1.register(itemRoutes, { service: opts.service, maxValueBytes: opts.maxValueBytes });
       await v1.register(regionRoutes, { service: opts.service });
+      await v1.register(eventRoutes, { service: opts.service });
     },
     { prefix: '/v1' },
   );

@@ -12,7 +12,8 @@ export interface GroupStateMachine {
   /** Applies a committed entry's command at log index `index`; the result goes to its proposer. */
   apply(index: number, data: Uint8Array): unknown;
   snapshot(): Uint8Array;
-  restore(data: Uint8Array): void;
+  /** Replaces the state with a snapshot's, taken at log index `index`. */
+  restore(data: Uint8Array, index: number): void;
 }
 
 /** What a group reports as it runs: latencies for metrics, leader changes for logs. */
@@ -110,7 +111,7 @@ export class Group {
   finish(rd: Ready, send: (m: Message) => void): void {
     for (const m of rd.messages) send(m);
     if (rd.snapshot) {
-      this.sm.restore(rd.snapshot.data);
+      this.sm.restore(rd.snapshot.data, rd.snapshot.metadata.index);
       this.applied = rd.snapshot.metadata.index;
       // Proposals at or below the snapshot can no longer be matched to results.
       for (const [index, p] of this.proposals) {

@@ -27,6 +27,8 @@ export type NodeRequest =
   | { op: 'putCache'; partition: number; name: string; settings: CacheSettings }
   | { op: 'dropCache'; partition: number; name: string }
   | { op: 'catalog'; partition: number }
+  /** Change events after `after` from any replica (null: just tell the head). */
+  | { op: 'events'; partition: number; after: { index: number; seq: number } | null; limit: number }
   | { op: 'stats'; partition: number; cache: string }
   /** A restarted node's new identity asks the leader to make it a member of the partition. */
   | { op: 'join'; partition: number; raftId: string }
@@ -57,7 +59,7 @@ export function encodeRequest(r: NodeRequest): Uint8Array {
 export function decodeRequest(bytes: Uint8Array): NodeRequest {
   const { header, body } = decodeEnvelope(bytes);
   const op = header.op;
-  const known = ['put', 'get', 'delete', 'touch', 'lock', 'unlock', 'listRegion', 'clearRegion', 'putCache', 'dropCache', 'catalog', 'stats', 'join', 'probe'];
+  const known = ['put', 'get', 'delete', 'touch', 'lock', 'unlock', 'listRegion', 'clearRegion', 'putCache', 'dropCache', 'catalog', 'events', 'stats', 'join', 'probe'];
   if (typeof op !== 'string' || !known.includes(op)) throw new WireError(`unknown op ${JSON.stringify(op)}`);
   if (typeof header.partition !== 'number' || !Number.isInteger(header.partition)) throw new WireError('partition missing');
   // The sender is a node of this cluster running this code; the API validated the fields.

@@ -63,6 +63,11 @@ export interface CacheService {
   /** A region's items (all, or by tags), consistent with every write before the call. */
   listRegion(cache: string, region: string, tags: string[], match: 'any' | 'all'): Promise<(ItemView & { key: string })[]>;
   clearRegion(cache: string, region: string): Promise<{ removed: number }>;
+  /** Streams change events to `sink` until the returned function is called; rejects on a bad Last-Event-ID. */
+  openEvents(
+    filter: { cache: string; region: string | null; key: string | null; lastEventId: string | null },
+    sink: { event(id: string, data: object): void; error(code: string, message: string): void },
+  ): Promise<() => void>;
   listCaches(): Promise<{ name: string; settings: CacheSettings }[]>;
   putCache(name: string, settings: Partial<CacheSettings>): Promise<{ created: boolean; settings: CacheSettings }>;
   dropCache(name: string): Promise<void>;

@@ -18,6 +18,8 @@ import { VeloError } from './errors.js';
 import { Group, NotApplied } from './group.js';
 import type { GroupObserver, GroupStateMachine } from './group.js';
 import { Counter, Histogram, renderGauge } from './metrics.js';
+import { DEFAULT_EVENT_LOG_CAPACITY, EventLog, decodeEventId, encodeEventId } from './event-log.js';
+import type { Position, StoredEvent } from './event-log.js';
 import { partitionOf, placePartitions } from './partition-map.js';
 import type { PartitionPlacement } from './partition-map.js';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, errorResponse, responseError } from './requests.js';
@@ -40,6 +42,8 @@ export interface VeloNodeOptions {
   heartbeatTicks?: number;
   requestTimeoutMs?: number;
   snapshotEveryEntries?: number;
+  /** Change events kept per partition for resuming streams. */
+  eventLogCapacity?: number;
   /** Structured logs (pino, as Fastify's); silent if absent. */
   logger?: Logger;
 }
@@ -53,6 +57,7 @@ const DEFAULTS = {
   heartbeatTicks: 2,
   requestTimeoutMs: 5000,
   snapshotEveryEntries: 10_000,
+  eventLogCapacity: DEFAULT_EVENT_LOG_CAPACITY,
 };
 
 /** Raft member ids: the node id for the first incarnation, `id@incarnation` after a memory-losing restart. */
@@ -61,16 +66,23 @@ export function nodeOfMember(member: string): NodeId {
   return at < 0 ? member : member.slice(0, at);
 }
 
+/** A partition replica's cache state, and the change events its applies produced. */
 class CacheGroupState implements GroupStateMachine {
-  constructor(public sm: CacheStateMachine) {}
+  readonly events: EventLog;
+  constructor(public sm: CacheStateMachine, eventLogCapacity: number) {
+    this.events = new EventLog(eventLogCapacity);
+  }
   apply(index: number, data: Uint8Array): Applied {
-    return this.sm.applyEncoded(index, data);
+    const applied = this.sm.applyEncoded(index, data);
+    this.events.append(index, applied.events);
+    return applied;
   }
   snapshot(): Uint8Array {
     return this.sm.snapshot();
   }
-  restore(data: Uint8Array): void {
+  restore(data: Uint8Array, index: number): void {
     this.sm = CacheStateMachine.restore(data);
+    this.events.reset(index);
   }
 }
 
@@ -224,7 +236,7 @@ export class VeloNode implements CacheService {
         maxBytesPerAppend: 4 << 20,
         maxSnapshotChunkBytes: 4 << 20,
       });
-      const state = new CacheGroupState(new CacheStateMachine(this.o.partitions));
+      const state = new CacheGroupState(new CacheStateMachine(this.o.partitions), this.o.eventLogCapacity);
       this.states.set(p.id, state);
       this.loop.add(new Group(p.id, raft, storage, state, this.o.snapshotEveryEntries, this.observer));
     }
@@ -317,6 +329,7 @@ export class VeloNode implements CacheService {
     const g = this.loop.get(req.partition);
     if (!g) return { ok: false, code: 'unavailable', message: `${this.id} holds no replica of partition ${req.partition}`, retry: 'safe', leader: this.placement[req.partition]?.replicas[0] ?? null };
     if (req.op === 'get' && req.consistency === 'local') return this.localRead(g, req.ref);
+    if (req.op === 'events') return this.localEvents(g.partition, req.after, req.limit);
     if (!g.isLeader()) {
       const leader = g.leader();
       return { ok: false, code: 'unavailable', message: `${this.id} does not lead partition ${req.partition}`, retry: 'safe', leader: leader === null ? null : nodeOfMember(leader) };
@@ -451,6 +464,8 @@ export class VeloNode implements CacheService {
       }
       case 'probe':
         throw new VeloError('bad_request', 'probe is answered by the transport handler');
+      case 'events':
+        throw new VeloError('bad_request', 'events are answered by any replica, before leadership is checked');
     }
   }
 
@@ -629,6 +644,84 @@ export class VeloNode implements CacheService {
     return { removed: out.result.removed as number };
   }
 
+  /** Change events of this replica of `partition` after `after` (null: only its head). */
+  private localEvents(partition: number, after: Position | null, limit: number): NodeResponse {
+    const log = this.states.get(partition)!.events;
+    if (after === null) return { ok: true, result: { head: log.head(), events: [], lost: false }, value: null };
+    const r = log.since(after, Math.min(limit, 1000));
+    if (r.lost) return { ok: true, result: { lost: true, events: [], head: log.head() }, value: null };
+    return { ok: true, result: { lost: false, events: r.events, head: log.head() }, value: null };
+  }
+
+  private async eventsOf(partition: number, after: Position | null): Promise<{ lost: boolean; events: StoredEvent[]; head: Position }> {
+    const local = this.states.has(partition) ? this.localEvents(partition, after, 500) : null;
+    const out = local ? unwrap(local) : await this.route({ op: 'events', partition, after, limit: 500 });
+    return out.result as unknown as { lost: boolean; events: StoredEvent[]; head: Position };
+  }
+
+  /**
+   * Streams a cache's change events (API.md "Change events"), in commit order
+   * within each partition, resuming after `lastEventId` when given. Local
+   * replicas are read directly, others through a replica over the peer
+   * connection, once per tick. Returns a function that stops the stream.
+   */
+  async openEvents(
+    filter: { cache: string; region: string | null; key: string | null; lastEventId: string | null },
+    sink: { event(id: string, data: object): void; error(code: string, message: string): void },
+  ): Promise<() => void> {
+    const partitions =
+      filter.region !== null ? [partitionOf(this.o.partitions, filter.cache, filter.region, '')] : filter.key !== null ? [partitionOf(this.o.partitions, filter.cache, null, filter.key)] : this.placement.map((p) => p.id);
+    let cursor: Map<number, Position>;
+    if (filter.lastEventId !== null) {
+      try {
+        cursor = decodeEventId(filter.lastEventId);
+      } catch (e) {
+        throw new VeloError('bad_request', (e as Error).message);
+      }
+      for (const p of partitions) if (!cursor.has(p)) throw new VeloError('bad_request', `Last-Event-ID has no position for partition ${p}: it is from another stream`);
+    } else {
+      cursor = new Map();
+      for (const p of partitions) cursor.set(p, (await this.eventsOf(p, null)).head);
+    }
+    const ours = new Map(partitions.map((p) => [p, cursor.get(p)!]));
+    let closed = false;
+    const busy = new Set<number>();
+    const pump = async (p: number) => {
+      busy.add(p);
+      try {
+        const r = await this.eventsOf(p, ours.get(p)!);
+        if (closed) return;
+        if (r.lost) {
+          closed = true;
+          sink.error('history_lost', `partition ${p} no longer holds the events after the given Last-Event-ID; reconnect without it to start from now`);
+          return;
+        }
+        for (const e of r.events) {
+          ours.set(p, { index: e.index, seq: e.seq });
+          const ev = e.event;
+          if (ev.cache !== filter.cache) continue;
+          if (filter.region !== null && ev.region !== filter.region) continue;
+          if (filter.key !== null && ev.key !== filter.key && ev.type !== 'clear') continue;
+          sink.event(encodeEventId(p, e, ours), { type: ev.type, cache: ev.cache, region: ev.region, key: ev.key, version: String(ev.version) });
+        }
+      } catch {
+        // Unreachable for now: try again on a later tick.
+      } finally {
+        busy.delete(p);
+      }
+    };
+    const loop = async () => {
+      while (!closed && !this.closed) {
+        for (const p of partitions) if (!busy.has(p)) void pump(p);
+        await this.nextTick();
+      }
+    };
+    void loop();
+    return () => {
+      closed = true;
+    };
+  }
+
   async listCaches(): Promise<{ name: string; settings: CacheSettings }[]> {
     // Every partition holds the catalog; partition 0 answers for all.
     const out = await this.route({ op: 'catalog', partition: 0 });
@@ -728,7 +821,7 @@ export class VeloNode implements CacheService {
 }
 
 function isRead(req: NodeRequest): boolean {
-  return req.op === 'get' || req.op === 'catalog' || req.op === 'stats' || req.op === 'listRegion';
+  return req.op === 'get' || req.op === 'events' || req.op === 'catalog' || req.op === 'stats' || req.op === 'listRegion';
 }
 
 function unwrap(res: NodeResponse): { result: Record<string, unknown>; value: Uint8Array | null } {

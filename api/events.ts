@@ -1,0 +1,51 @@
+// Change events as Server-Sent Events (API.md "Change events").
+import type { FastifyInstance } from 'fastify';
+import type { CacheService } from '../src/node/service.js';
+import { VeloError } from '../src/node/errors.js';
+import { checkName } from './names.js';
+
+const query = { type: 'object', additionalProperties: false, properties: { region: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 } } } as const;
+const params = { type: 'object', required: ['cache'], properties: { cache: { type: 'string', minLength: 1 } } } as const;
+
+/** A comment line every so often keeps proxies from closing an idle stream. */
+const KEEPALIVE_MS = 15_000;
+
+export async function eventRoutes(app: FastifyInstance, opts: { service: CacheService }): Promise<void> {
+  app.get('/caches/:cache/events', { schema: { params, querystring: query } }, async (req, reply) => {
+    const cache = checkName('cache', (req.params as { cache?: string }).cache);
+    const q = req.query as { region?: string; key?: string };
+    const lastEventId = req.headers['last-event-id'];
+    if (Array.isArray(lastEventId)) throw new VeloError('bad_request', 'Last-Event-ID given more than once');
+    const raw = reply.raw;
+    let started = false;
+    const start = () => {
+      if (started) return;
+      started = true;
+      reply.hijack();
+      raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      raw.write(': velo change events\n\n');
+    };
+    // Opening validates the cursor (400 on a bad Last-Event-ID) before anything is written.
+    const stop = await opts.service.openEvents(
+      { cache, region: q.region === undefined ? null : checkName('region', q.region), key: q.key === undefined ? null : checkName('key', q.key), lastEventId: lastEventId ?? null },
+      {
+        event(id, data) {
+          start();
+          raw.write(`id: ${id}\ndata: ${JSON.stringify(data)}\n\n`);
+        },
+        error(code, message) {
+          start();
+          raw.write(`event: error\ndata: ${JSON.stringify({ error: { code, message } })}\n\n`);
+          raw.end();
+        },
+      },
+    );
+    start();
+    const keepalive = setInterval(() => raw.write(': keepalive\n\n'), KEEPALIVE_MS);
+    keepalive.unref();
+    req.raw.on('close', () => {
+      clearInterval(keepalive);
+      stop();
+    });
+  });
+}

@@ -1,0 +1,165 @@
+// Change events over real HTTP (Server-Sent Events): commit order, filters,
+// exact resumption with Last-Event-ID, and a clear error when history is gone.
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { buildServer } from '../../api/server.js';
+import { VeloNode } from '../../src/node/velo-node.js';
+
+interface Served {
+  node: VeloNode;
+  app: FastifyInstance;
+  base: string;
+}
+
+async function serve(eventLogCapacity?: number): Promise<Served> {
+  const node = await VeloNode.start({ id: 'n1', http: '127.0.0.1:0', raft: '127.0.0.1:0', peers: new Map([['n1', '127.0.0.1:0']]), partitions: 4, tickMs: 10, ...(eventLogCapacity ? { eventLogCapacity } : {}) });
+  const app = await buildServer({ service: node, maxValueBytes: 1024 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  for (let i = 0; i < 1000 && !node.isReady(); i++) await new Promise((r) => setTimeout(r, 10));
+  return { node, app, base: `http://127.0.0.1:${(app.server.address() as { port: number }).port}` };
+}
+
+interface Sse {
+  id?: string;
+  event?: string;
+  data: Record<string, unknown>;
+}
+
+/** Opens a stream and collects events; `next(n)` resolves once n have arrived. */
+async function open(url: string, lastEventId?: string) {
+  const ctrl = new AbortController();
+  const res = await fetch(url, { signal: ctrl.signal, headers: lastEventId ? { 'last-event-id': lastEventId } : {} });
+  const got: Sse[] = [];
+  let waiting = null as { n: number; resolve: () => void } | null;
+  const done = (async () => {
+    if (!res.body) return;
+    const reader = res.body.getReader();
+    let buf = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buf += new TextDecoder().decode(value);
+        let at: number;
+        while ((at = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, at);
+          buf = buf.slice(at + 2);
+          const ev: Partial<Sse> = {};
+          for (const line of block.split('\n')) {
+            if (line.startsWith('id: ')) ev.id = line.slice(4);
+            else if (line.startsWith('event: ')) ev.event = line.slice(7);
+            else if (line.startsWith('data: ')) ev.data = JSON.parse(line.slice(6));
+          }
+          if (ev.data) got.push(ev as Sse);
+          if (waiting && got.length >= waiting.n) waiting.resolve();
+        }
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  return {
+    res,
+    got,
+    next: (n: number) =>
+      new Promise<void>((resolve, reject) => {
+        if (got.length >= n) return resolve();
+        waiting = { n, resolve };
+        void done.then(() => (got.length >= n ? resolve() : reject(new Error(`stream ended with ${got.length} of ${n} events`))));
+      }),
+    close: () => ctrl.abort(),
+  };
+}
+
+let s: Served;
+beforeAll(async () => {
+  s = await serve();
+});
+afterAll(async () => {
+  await s.app.close();
+  await s.node.close();
+});
+
+const item = (key: string) => `${s.base}/v1/caches/default/items/${key}`;
+
+describe('change events', () => {
+  test('a stream delivers put and delete events with the written versions, in commit order per key', async () => {
+    const stream = await open(`${s.base}/v1/caches/default/events`);
+    expect(stream.res.headers.get('content-type')).toBe('text/event-stream');
+    const v1 = ((await (await fetch(item('e1'), { method: 'PUT', body: 'a' })).json()) as { version: string }).version;
+    const v2 = ((await (await fetch(item('e1'), { method: 'PUT', body: 'b' })).json()) as { version: string }).version;
+    await fetch(item('e1'), { method: 'DELETE' });
+    await stream.next(3);
+    stream.close();
+    expect(stream.got.map((e) => [e.data.type, e.data.key, e.data.version])).toEqual([
+      ['put', 'e1', v1],
+      ['put', 'e1', v2],
+      ['delete', 'e1', v2],
+    ]);
+    expect(stream.got[0]!.id).toMatch(/^\d+\.\d+\.\d+~/);
+  });
+
+  test('filters by key and by region', async () => {
+    const byKey = await open(`${s.base}/v1/caches/default/events?key=wanted`);
+    const byRegion = await open(`${s.base}/v1/caches/default/events?region=r9`);
+    await fetch(item('unwanted'), { method: 'PUT', body: 'x' });
+    await fetch(item('wanted'), { method: 'PUT', body: 'x' });
+    await fetch(`${s.base}/v1/caches/default/regions/r9/items/k`, { method: 'PUT', body: 'x' });
+    await byKey.next(1);
+    await byRegion.next(1);
+    byKey.close();
+    byRegion.close();
+    expect(byKey.got.map((e) => e.data.key)).toEqual(['wanted']);
+    expect(byRegion.got.map((e) => [e.data.region, e.data.key])).toEqual([['r9', 'k']]);
+  });
+
+  test('reconnecting with Last-Event-ID resumes exactly after it: nothing lost, nothing repeated', async () => {
+    const first = await open(`${s.base}/v1/caches/default/events`);
+    for (let i = 0; i < 10; i++) await fetch(item(`r${i}`), { method: 'PUT', body: 'x' });
+    await first.next(10);
+    first.close();
+    const resumeAfter = first.got[3]!.id!;
+    // Writes made while disconnected must arrive too.
+    for (let i = 10; i < 15; i++) await fetch(item(`r${i}`), { method: 'PUT', body: 'x' });
+    const second = await open(`${s.base}/v1/caches/default/events`, resumeAfter);
+    await second.next(11);
+    second.close();
+    const keys = second.got.map((e) => e.data.key);
+    expect(keys.slice().sort()).toEqual(Array.from({ length: 11 }, (_, i) => `r${i + 4}`).sort());
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  test('expirations produce events', async () => {
+    const stream = await open(`${s.base}/v1/caches/default/events?key=short`);
+    await fetch(`${item('short')}?ttlMs=50`, { method: 'PUT', body: 'x' });
+    await stream.next(2);
+    stream.close();
+    expect(stream.got.map((e) => e.data.type)).toEqual(['put', 'expire']);
+  });
+
+  test('a malformed Last-Event-ID is refused with 400 before streaming', async () => {
+    const r = await fetch(`${s.base}/v1/caches/default/events`, { headers: { 'last-event-id': 'garbage' } });
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe('bad_request');
+  });
+
+  test('when a partition no longer holds the history after Last-Event-ID, the stream says so with an error event', async () => {
+    const small = await serve(5);
+    try {
+      const url = `${small.base}/v1/caches/default/events?key=h`;
+      const first = await open(url);
+      await fetch(`${small.base}/v1/caches/default/items/h`, { method: 'PUT', body: '0' });
+      await first.next(1);
+      first.close();
+      for (let i = 1; i <= 10; i++) await fetch(`${small.base}/v1/caches/default/items/h`, { method: 'PUT', body: String(i) });
+      const second = await open(url, first.got[0]!.id!);
+      await second.next(1);
+      second.close();
+      expect(second.got[0]!.event).toBe('error');
+      expect((second.got[0]!.data as { error: { code: string } }).error.code).toBe('history_lost');
+    } finally {
+      await small.app.close();
+      await small.node.close();
+    }
+  });
+});
