@@ -1,0 +1,181 @@
+// The Velocity feature set on a 3-node cluster of real processes: a lock
+// held across a leader's kill -9, lock expiry, a compare-and-set race,
+// LRU eviction, and an event stream resumed across a leader change.
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { partitionOf } from '../../src/node/partition-map.js';
+import { ProcessCluster } from './process-cluster.js';
+
+const PARTITIONS = 4;
+let cluster: ProcessCluster;
+const nodes = ['n1', 'n2', 'n3'];
+
+beforeAll(async () => {
+  cluster = await ProcessCluster.start(nodes, ['--partitions', String(PARTITIONS)]);
+  await cluster.allReady();
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+type ClusterView = { partitions: { id: number; leader: string | null; voters: string[]; learners: string[] }[] };
+const view = async (via: string) => (await (await fetch(cluster.url(via, '/v1/cluster'))).json()) as ClusterView;
+const item = (node: string, key: string, cache = 'default') => cluster.url(node, `/v1/caches/${cache}/items/${key}`);
+const alive = () => nodes.filter((n) => cluster.node(n).proc !== null);
+
+/** kill -9 the leader of `partition`; wait for a new one; restart the victim and wait until it is a voter again. */
+async function killLeaderOf(partition: number, thenWhileDown: () => Promise<void>): Promise<void> {
+  const victim = (await view('n1')).partitions[partition]!.leader!;
+  await cluster.kill(victim);
+  const witness = alive()[0]!;
+  await cluster.until('a new leader', async () => {
+    const l = (await view(witness)).partitions[partition]!.leader;
+    return l !== null && l !== victim;
+  });
+  await thenWhileDown();
+  await cluster.startNode(victim);
+  await cluster.allReady();
+  await cluster.until(`${victim} a voter again everywhere`, async () => {
+    const v = await view(witness);
+    return v.partitions.every((p) => p.voters.some((m) => m.split('@')[0] === victim) && p.voters.length === 3 && p.learners.length === 0);
+  }, 60_000);
+}
+
+describe('the feature set on three nodes', () => {
+  test('a lock survives the leader’s kill -9: others still get 423, the handle still writes and unlocks', async () => {
+    const key = 'locked-doc';
+    expect((await fetch(item('n1', key), { method: 'PUT', body: 'v1' })).status).toBe(201);
+    const l = await fetch(`${item('n2', key)}/lock?timeoutMs=120000`, { method: 'POST' });
+    expect(l.status).toBe(200);
+    const handle = l.headers.get('x-velo-lock-handle')!;
+    await killLeaderOf(partitionOf(PARTITIONS, 'default', null, key), async () => {
+      const via = alive()[0]!;
+      expect((await fetch(item(via, key), { method: 'PUT', body: 'intruder' })).status).toBe(423);
+      expect((await fetch(`${item(via, key)}?unlock=true`, { method: 'PUT', body: 'v2', headers: { 'x-velo-lock-handle': handle } })).status).toBe(200);
+      expect((await fetch(item(via, key), { method: 'PUT', body: 'v3' })).status).toBe(200);
+    });
+  }, 120_000);
+
+  test('a lock expires by itself', async () => {
+    await fetch(item('n1', 'brief'), { method: 'PUT', body: 'x' });
+    const l = await fetch(`${item('n3', 'brief')}/lock?timeoutMs=400`, { method: 'POST' });
+    const expiresAt = Number(l.headers.get('x-velo-lock-expires-at'));
+    expect((await fetch(item('n2', 'brief'), { method: 'PUT', body: 'early' })).status).toBe(423);
+    await cluster.until('the lock to lapse', async () => (await fetch(item('n2', 'brief'), { method: 'PUT', body: 'late' })).status === 200);
+    expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
+  }, 30_000);
+
+  test('two clients racing with the same If-Match: exactly one wins', async () => {
+    for (let round = 0; round < 10; round++) {
+      const key = `race${round}`;
+      const v = ((await (await fetch(item('n1', key), { method: 'PUT', body: 'base' })).json()) as { version: string }).version;
+      const [a, b] = await Promise.all(
+        ['n2', 'n3'].map((n) => fetch(item(n, key), { method: 'PUT', body: `from-${n}`, headers: { 'if-match': `"${v}"` } })),
+      );
+      expect([a!.status, b!.status].sort()).toEqual([200, 412]);
+      const winner = a!.status === 200 ? 'from-n2' : 'from-n3';
+      expect(await (await fetch(item('n1', key))).text()).toBe(winner);
+    }
+  }, 60_000);
+
+  test('LRU eviction under maxBytes keeps the recently read items', async () => {
+    const put = await fetch(cluster.url('n1', '/v1/caches/lru'), { method: 'PUT', body: JSON.stringify({ maxBytes: 60000, eviction: 'lru' }), headers: { 'content-type': 'application/json' } });
+    expect(put.status).toBe(201);
+    await fetch(item('n1', 'hot', 'lru'), { method: 'PUT', body: 'h'.repeat(1000) });
+    for (let i = 0; i < 100; i++) {
+      await fetch(item(nodes[i % 3]!, `cold${i}`, 'lru'), { method: 'PUT', body: 'c'.repeat(1000) });
+      expect((await fetch(item(nodes[(i + 1) % 3]!, 'hot', 'lru'))).status).toBe(200);
+    }
+    await cluster.until('the cache under maxBytes', async () => {
+      const s = (await (await fetch(cluster.url('n2', '/v1/caches/lru/stats'))).json()) as { bytes: number; evictions: number };
+      return s.bytes <= 60000 && s.evictions > 0;
+    });
+    expect((await fetch(item('n3', 'hot', 'lru'))).status).toBe(200);
+    expect((await fetch(item('n3', 'cold0', 'lru'))).status).toBe(404);
+  }, 60_000);
+
+  test('an event stream cut and resumed across a leader change loses and repeats nothing', async () => {
+    await fetch(cluster.url('n1', '/v1/caches/ev'), { method: 'PUT', body: '{}', headers: { 'content-type': 'application/json' } });
+    const written: string[] = [];
+    const write = async (i: number) => {
+      const r = await fetch(item(alive()[i % alive().length]!, `e${i}`, 'ev'), { method: 'PUT', body: 'x' });
+      expect(r.status).toBe(201);
+      written.push(`e${i}`);
+    };
+    const first = await openStream(cluster.url('n2', '/v1/caches/ev/events'));
+    for (let i = 0; i < 20; i++) await write(i);
+    await first.next(20);
+    first.close();
+    const cut = first.got[9]!; // resume after the 10th event
+    await killLeaderOf(partitionOf(PARTITIONS, 'ev', null, 'e0'), async () => {
+      for (let i = 20; i < 40; i++) await write(i);
+    });
+    const resumeVia = cluster.node('n3').proc ? 'n3' : 'n1';
+    const second = await openStream(cluster.url(resumeVia, '/v1/caches/ev/events'), cut.id);
+    await second.next(30);
+    second.close();
+    const seen = [...first.got.slice(0, 10), ...second.got].map((e) => e.data.key as string);
+    expect(new Set(seen).size).toBe(seen.length); // nothing repeated
+    expect(seen.slice().sort()).toEqual(written.slice().sort()); // nothing lost
+  }, 180_000);
+
+  test('bad input for each new parameter is refused with 400 and changes nothing', async () => {
+    const cases: [string, RequestInit][] = [
+      [`${item('n1', 'x')}/lock?timeoutMs=0`, { method: 'POST' }],
+      [`${item('n1', 'x')}/lock?timeoutMs=soon`, { method: 'POST' }],
+      [`${item('n1', 'x')}/unlock`, { method: 'POST' }],
+      [`${cluster.url('n1', '/v1/caches/default/regions/r/items/k')}?tags=a,,b`, { method: 'PUT', body: 'x' }],
+      [`${cluster.url('n1', '/v1/caches/default/regions/r/items/k')}?tags=${'t'.repeat(251)}`, { method: 'PUT', body: 'x' }],
+      [`${cluster.url('n1', '/v1/caches/default/regions/r/items')}?tag=a&match=some`, { method: 'GET' }],
+      [cluster.url('n1', '/v1/caches/c2'), { method: 'PUT', body: '{"eviction":"random"}', headers: { 'content-type': 'application/json' } }],
+      [cluster.url('n1', '/v1/caches/c2'), { method: 'PUT', body: '{"maxBytes":-1}', headers: { 'content-type': 'application/json' } }],
+      [cluster.url('n1', '/v1/caches/default/events'), { method: 'GET', headers: { 'last-event-id': 'not-an-id' } }],
+    ];
+    for (const [url, init] of cases) {
+      const r = await fetch(url, init);
+      expect({ url, status: r.status }).toEqual({ url, status: 400 });
+    }
+    expect((await fetch(cluster.url('n1', '/v1/caches/default/regions/r/items/k'))).status).toBe(404);
+    const caches = (await (await fetch(cluster.url('n1', '/v1/caches'))).json()) as { caches: { name: string }[] };
+    expect(caches.caches.map((c) => c.name)).not.toContain('c2');
+  }, 30_000);
+});
+
+async function openStream(url: string, lastEventId?: string) {
+  const ctrl = new AbortController();
+  const res = await fetch(url, { signal: ctrl.signal, headers: lastEventId ? { 'last-event-id': lastEventId } : {} });
+  expect(res.status).toBe(200);
+  const got: { id?: string; data: Record<string, unknown> }[] = [];
+  let waiting = null as { n: number; resolve: () => void } | null;
+  void (async () => {
+    const reader = res.body!.getReader();
+    let buf = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buf += new TextDecoder().decode(value);
+        let at: number;
+        while ((at = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, at);
+          buf = buf.slice(at + 2);
+          let id: string | undefined;
+          let data: Record<string, unknown> | undefined;
+          for (const line of block.split('\n')) {
+            if (line.startsWith('id: ')) id = line.slice(4);
+            else if (line.startsWith('data: ')) data = JSON.parse(line.slice(6));
+          }
+          if (data) got.push({ id, data });
+          if (waiting && got.length >= waiting.n) waiting.resolve();
+        }
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  return {
+    got,
+    next: (n: number) => new Promise<void>((resolve) => (got.length >= n ? resolve() : (waiting = { n, resolve }))),
+    close: () => ctrl.abort(),
+  };
+}
