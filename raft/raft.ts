@@ -202,6 +202,11 @@ export class RaftNode {
         this.send(emptyMessage(MessageType.AppendResp, this.id, m.from, this.term));
       } else if (m.type === MessageType.PreVote) {
         this.send({ ...emptyMessage(MessageType.PreVoteResp, this.id, m.from, this.term), reject: true });
+      } else if (m.type === MessageType.Vote) {
+        // Figure 2: the refusal carries our term, so a candidate behind in term
+        // learns it at once instead of campaigning on (a livelock the
+        // simulation found with pre-vote off: test/sim/FINDINGS.md §1).
+        this.send({ ...emptyMessage(MessageType.VoteResp, this.id, m.from, this.term), reject: true });
       }
       return;
     }
