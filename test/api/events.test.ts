@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../api/server.js';
 import { VeloNode } from '../../src/node/velo-node.js';
+import { openSse } from '../support/sse.js';
 
 interface Served {
   node: VeloNode;
@@ -19,58 +20,6 @@ async function serve(eventLogCapacity?: number): Promise<Served> {
   return { node, app, base: `http://127.0.0.1:${(app.server.address() as { port: number }).port}` };
 }
 
-interface Sse {
-  id?: string;
-  event?: string;
-  data: Record<string, unknown>;
-}
-
-/** Opens a stream and collects events; `next(n)` resolves once n have arrived. */
-async function open(url: string, lastEventId?: string) {
-  const ctrl = new AbortController();
-  const res = await fetch(url, { signal: ctrl.signal, headers: lastEventId ? { 'last-event-id': lastEventId } : {} });
-  const got: Sse[] = [];
-  let waiting = null as { n: number; resolve: () => void } | null;
-  const done = (async () => {
-    if (!res.body) return;
-    const reader = res.body.getReader();
-    let buf = '';
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buf += new TextDecoder().decode(value);
-        let at: number;
-        while ((at = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, at);
-          buf = buf.slice(at + 2);
-          const ev: Partial<Sse> = {};
-          for (const line of block.split('\n')) {
-            if (line.startsWith('id: ')) ev.id = line.slice(4);
-            else if (line.startsWith('event: ')) ev.event = line.slice(7);
-            else if (line.startsWith('data: ')) ev.data = JSON.parse(line.slice(6));
-          }
-          if (ev.data) got.push(ev as Sse);
-          if (waiting && got.length >= waiting.n) waiting.resolve();
-        }
-      }
-    } catch {
-      // aborted
-    }
-  })();
-  return {
-    res,
-    got,
-    next: (n: number) =>
-      new Promise<void>((resolve, reject) => {
-        if (got.length >= n) return resolve();
-        waiting = { n, resolve };
-        void done.then(() => (got.length >= n ? resolve() : reject(new Error(`stream ended with ${got.length} of ${n} events`))));
-      }),
-    close: () => ctrl.abort(),
-  };
-}
-
 let s: Served;
 beforeAll(async () => {
   s = await serve();
@@ -84,7 +33,7 @@ const item = (key: string) => `${s.base}/v1/caches/default/items/${key}`;
 
 describe('change events', () => {
   test('a stream delivers put and delete events with the written versions, in commit order per key', async () => {
-    const stream = await open(`${s.base}/v1/caches/default/events`);
+    const stream = await openSse(`${s.base}/v1/caches/default/events`);
     expect(stream.res.headers.get('content-type')).toBe('text/event-stream');
     const v1 = ((await (await fetch(item('e1'), { method: 'PUT', body: 'a' })).json()) as { version: string }).version;
     const v2 = ((await (await fetch(item('e1'), { method: 'PUT', body: 'b' })).json()) as { version: string }).version;
@@ -100,8 +49,8 @@ describe('change events', () => {
   });
 
   test('filters by key and by region', async () => {
-    const byKey = await open(`${s.base}/v1/caches/default/events?key=wanted`);
-    const byRegion = await open(`${s.base}/v1/caches/default/events?region=r9`);
+    const byKey = await openSse(`${s.base}/v1/caches/default/events?key=wanted`);
+    const byRegion = await openSse(`${s.base}/v1/caches/default/events?region=r9`);
     await fetch(item('unwanted'), { method: 'PUT', body: 'x' });
     await fetch(item('wanted'), { method: 'PUT', body: 'x' });
     await fetch(`${s.base}/v1/caches/default/regions/r9/items/k`, { method: 'PUT', body: 'x' });
@@ -114,14 +63,14 @@ describe('change events', () => {
   });
 
   test('reconnecting with Last-Event-ID resumes exactly after it: nothing lost, nothing repeated', async () => {
-    const first = await open(`${s.base}/v1/caches/default/events`);
+    const first = await openSse(`${s.base}/v1/caches/default/events`);
     for (let i = 0; i < 10; i++) await fetch(item(`r${i}`), { method: 'PUT', body: 'x' });
     await first.next(10);
     first.close();
     const resumeAfter = first.got[3]!.id!;
     // Writes made while disconnected must arrive too.
     for (let i = 10; i < 15; i++) await fetch(item(`r${i}`), { method: 'PUT', body: 'x' });
-    const second = await open(`${s.base}/v1/caches/default/events`, resumeAfter);
+    const second = await openSse(`${s.base}/v1/caches/default/events`, resumeAfter);
     await second.next(11);
     second.close();
     const keys = second.got.map((e) => e.data.key);
@@ -130,7 +79,7 @@ describe('change events', () => {
   });
 
   test('expirations produce events', async () => {
-    const stream = await open(`${s.base}/v1/caches/default/events?key=short`);
+    const stream = await openSse(`${s.base}/v1/caches/default/events?key=short`);
     await fetch(`${item('short')}?ttlMs=50`, { method: 'PUT', body: 'x' });
     await stream.next(2);
     stream.close();
@@ -147,12 +96,12 @@ describe('change events', () => {
     const small = await serve(5);
     try {
       const url = `${small.base}/v1/caches/default/events?key=h`;
-      const first = await open(url);
+      const first = await openSse(url);
       await fetch(`${small.base}/v1/caches/default/items/h`, { method: 'PUT', body: '0' });
       await first.next(1);
       first.close();
       for (let i = 1; i <= 10; i++) await fetch(`${small.base}/v1/caches/default/items/h`, { method: 'PUT', body: String(i) });
-      const second = await open(url, first.got[0]!.id!);
+      const second = await openSse(url, first.got[0]!.id!);
       await second.next(1);
       second.close();
       expect(second.got[0]!.event).toBe('error');

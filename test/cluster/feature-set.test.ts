@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { partitionOf } from '../../src/node/partition-map.js';
 import { ProcessCluster } from './process-cluster.js';
+import { openSse } from '../support/sse.js';
 
 const PARTITIONS = 4;
 let cluster: ProcessCluster;
@@ -102,7 +103,8 @@ describe('the feature set on three nodes', () => {
       expect(r.status).toBe(201);
       written.push(`e${i}`);
     };
-    const first = await openStream(cluster.url('n2', '/v1/caches/ev/events'));
+    const first = await openSse(cluster.url('n2', '/v1/caches/ev/events'));
+    expect(first.res.status).toBe(200);
     for (let i = 0; i < 20; i++) await write(i);
     await first.next(20);
     first.close();
@@ -111,7 +113,7 @@ describe('the feature set on three nodes', () => {
       for (let i = 20; i < 40; i++) await write(i);
     });
     const resumeVia = cluster.node('n3').proc ? 'n3' : 'n1';
-    const second = await openStream(cluster.url(resumeVia, '/v1/caches/ev/events'), cut.id);
+    const second = await openSse(cluster.url(resumeVia, '/v1/caches/ev/events'), cut.id);
     await second.next(30);
     second.close();
     const seen = [...first.got.slice(0, 10), ...second.got].map((e) => e.data.key as string);
@@ -140,42 +142,3 @@ describe('the feature set on three nodes', () => {
     expect(caches.caches.map((c) => c.name)).not.toContain('c2');
   }, 30_000);
 });
-
-async function openStream(url: string, lastEventId?: string) {
-  const ctrl = new AbortController();
-  const res = await fetch(url, { signal: ctrl.signal, headers: lastEventId ? { 'last-event-id': lastEventId } : {} });
-  expect(res.status).toBe(200);
-  const got: { id?: string; data: Record<string, unknown> }[] = [];
-  let waiting = null as { n: number; resolve: () => void } | null;
-  void (async () => {
-    const reader = res.body!.getReader();
-    let buf = '';
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buf += new TextDecoder().decode(value);
-        let at: number;
-        while ((at = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, at);
-          buf = buf.slice(at + 2);
-          let id: string | undefined;
-          let data: Record<string, unknown> | undefined;
-          for (const line of block.split('\n')) {
-            if (line.startsWith('id: ')) id = line.slice(4);
-            else if (line.startsWith('data: ')) data = JSON.parse(line.slice(6));
-          }
-          if (data) got.push({ id, data });
-          if (waiting && got.length >= waiting.n) waiting.resolve();
-        }
-      }
-    } catch {
-      // aborted
-    }
-  })();
-  return {
-    got,
-    next: (n: number) => new Promise<void>((resolve) => (got.length >= n ? resolve() : (waiting = { n, resolve }))),
-    close: () => ctrl.abort(),
-  };
-}
