@@ -1,145 +1,60 @@
-// The `velo` command. `velo start` with no flags runs a single in-memory node
-// on 127.0.0.1:7070 (API.md "Starting a node").
+// The `velo` command: dispatch to a verb, one line on stderr for any failure
+// (exit 2 for a bad command line, 1 otherwise). The verbs live in src/cli/.
 
-import { pino } from 'pino';
-import { buildServer, DEFAULT_MAX_VALUE_BYTES } from '../api/server.js';
-import { VeloNode, splitHostPort } from './node/velo-node.js';
+import { CliError, UsageError } from './cli/args.js';
+import { del, get, put } from './cli/client.js';
+import { demo } from './cli/demo.js';
+import { start } from './cli/start.js';
 
-const USAGE = `usage:
-  velo start [--id ID] [--http HOST:PORT] [--raft HOST:PORT]
-             [--peers ID=HOST:PORT,...] [--partitions N] [--replicas N]
-             [--max-value-bytes N] [--request-timeout-ms N] [--cluster-id NAME]
+export { CliError, UsageError } from './cli/args.js';
+export { parseStartFlags } from './cli/start.js';
+export type { StartFlags } from './cli/start.js';
 
-With no flags: a single in-memory node "n1", HTTP on 127.0.0.1:7070.`;
+export const USAGE = `usage:
+  velo start [--id ID] [--http HOST:PORT] [--raft HOST:PORT] [--peers ID=HOST:PORT,...]
+             [--partitions N] [--replicas N] [--max-value-bytes N]
+             [--request-timeout-ms N] [--cluster-id NAME] [--log-level LEVEL]
+  velo demo  [--nodes N] [--base-port P] [--log-level LEVEL]
+  velo put   KEY [VALUE|-] [--cache C] [--region R] [--ttl-ms N] [--content-type T] [--url URL]
+  velo get   KEY [--cache C] [--region R] [--local] [--url URL]
+  velo del   KEY [--cache C] [--region R] [--url URL]
 
-export class UsageError extends Error {}
+start  runs one node until Ctrl-C; with no flags a single in-memory node "n1",
+       HTTP on 127.0.0.1:7070, raft on 127.0.0.1:7170. It prints one line when
+       it serves; logs are JSON on stderr at LEVEL, one of
+       fatal|error|warn|info|debug|trace|silent (default info).
+demo   runs N in-memory nodes (default 3, at most 9) as child processes: HTTP on
+       127.0.0.1:P, P+1, ..., raft on P+100, P+101, ... (default P=7001, logs
+       at warn), until Ctrl-C.
+put    stores VALUE, or stdin when VALUE is - or absent (content type
+       application/octet-stream unless --content-type), for --ttl-ms ms if given.
+get    writes the value's bytes to stdout; --local reads the node's own replica
+       (maybe stale) instead of a linearizable read.
+del    removes the key.
+       --url is the node to ask (default http://127.0.0.1:7070), --cache the
+       cache (default "default"), --region a region of it.
 
-export interface StartFlags {
-  id: string;
-  http: string;
-  raft: string;
-  peers: Map<string, string>;
-  partitions: number;
-  replicas: number;
-  maxValueBytes: number;
-  requestTimeoutMs: number;
-  clusterId: string;
-}
+Exit status: 0 done, 1 failed (not found, an error answer, unreachable node,
+port in use), 2 bad command line.`;
 
-const FLAGS = ['id', 'http', 'raft', 'peers', 'partitions', 'replicas', 'max-value-bytes', 'request-timeout-ms', 'cluster-id', 'data-dir', 'join'];
-
-export function parseStartFlags(argv: string[]): StartFlags {
-  const given = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
-    if (!m || !FLAGS.includes(m[1]!)) throw new UsageError(`unknown argument "${a}"`);
-    const value = m[2] ?? argv[++i];
-    if (value === undefined || value.startsWith('--')) throw new UsageError(`--${m[1]} needs a value`);
-    if (given.has(m[1]!)) throw new UsageError(`--${m[1]} given twice`);
-    given.set(m[1]!, value);
-  }
-  if (given.has('data-dir')) throw new UsageError('--data-dir (LevelDB persistence) is not available yet: this build keeps everything in memory');
-  if (given.has('join')) throw new UsageError('--join is not available yet: start every member with the same --peers');
-  const int = (name: string, dflt: number, min: number, max: number): number => {
-    const raw = given.get(name);
-    if (raw === undefined) return dflt;
-    if (!/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${raw}"`);
-    return Number(raw);
-  };
-  const id = given.get('id') ?? 'n1';
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new UsageError(`--id must be 1–64 of A–Z a–z 0–9 . _ -, got "${id}"`);
-  const http = given.get('http') ?? '127.0.0.1:7070';
-  const raft = given.get('raft') ?? '127.0.0.1:7170';
-  for (const [flag, addr] of [['http', http], ['raft', raft]] as const) {
-    try {
-      splitHostPort(addr);
-    } catch (e) {
-      throw new UsageError(`--${flag}: ${(e as Error).message}`);
-    }
-  }
-  const peers = new Map<string, string>();
-  if (given.has('peers')) {
-    for (const part of given.get('peers')!.split(',')) {
-      const m = /^([A-Za-z0-9._-]{1,64})=(.+)$/.exec(part.trim());
-      if (!m) throw new UsageError(`--peers entries are ID=HOST:PORT, got "${part}"`);
-      try {
-        splitHostPort(m[2]!);
-      } catch (e) {
-        throw new UsageError(`--peers ${m[1]}: ${(e as Error).message}`);
-      }
-      if (peers.has(m[1]!)) throw new UsageError(`--peers names ${m[1]} twice`);
-      peers.set(m[1]!, m[2]!);
-    }
-    if (!peers.has(id)) throw new UsageError(`--peers must include this node (${id})`);
-  } else {
-    peers.set(id, raft);
-  }
-  return {
-    id,
-    http,
-    raft: peers.get(id) === raft || given.has('raft') ? raft : peers.get(id)!,
-    peers,
-    partitions: int('partitions', 16, 1, 4096),
-    replicas: int('replicas', 3, 1, 9),
-    maxValueBytes: int('max-value-bytes', DEFAULT_MAX_VALUE_BYTES, 1, 64 << 20),
-    requestTimeoutMs: int('request-timeout-ms', 5000, 10, 600_000),
-    clusterId: given.get('cluster-id') ?? 'velo',
-  };
-}
-
-async function start(flags: StartFlags): Promise<void> {
-  const logger = pino({ level: 'info', base: { node: flags.id } });
-  const node = await VeloNode.start({
-    id: flags.id,
-    http: flags.http,
-    raft: flags.raft,
-    peers: flags.peers,
-    partitions: flags.partitions,
-    replicas: flags.replicas,
-    requestTimeoutMs: flags.requestTimeoutMs,
-    clusterId: flags.clusterId,
-    logger,
-  });
-  const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger });
-  const [host, port] = splitHostPort(flags.http);
-  try {
-    await app.listen({ host, port });
-  } catch (e) {
-    await node.close();
-    throw e;
-  }
-  process.stdout.write(`velo ${flags.id} serving http://${flags.http} (raft ${flags.raft}, ${flags.peers.size} member(s), ${flags.partitions} partitions, in memory)\n`);
-  const stop = async () => {
-    await app.close();
-    await node.close();
-    process.exit(0);
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-}
+const VERBS: Record<string, (argv: string[]) => Promise<number>> = { start, demo, put, get, del };
 
 export async function main(argv: string[]): Promise<number> {
   const [verb, ...rest] = argv;
-  if (verb === undefined || verb === '--help' || verb === 'help') {
+  const flagsEnd = argv.indexOf('--');
+  const beforeEnd = flagsEnd < 0 ? argv : argv.slice(0, flagsEnd);
+  if (verb === 'help' || beforeEnd.includes('--help') || beforeEnd.includes('-h')) {
     process.stdout.write(`${USAGE}\n`);
-    return verb === undefined ? 2 : 0;
-  }
-  if (verb !== 'start') {
-    process.stderr.write(`velo: unknown command "${verb}"\n${USAGE}\n`);
-    return 2;
+    return 0;
   }
   try {
-    await start(parseStartFlags(rest));
-    return -1; // serving
+    if (verb === undefined) throw new UsageError('missing command: start, demo, put, get or del');
+    const run = Object.hasOwn(VERBS, verb) ? VERBS[verb]! : undefined;
+    if (!run) throw new UsageError(`unknown command "${verb}"`);
+    return await run(rest);
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`velo: ${e.message}\n${USAGE}\n`);
-      return 2;
-    }
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'EADDRINUSE') process.stderr.write(`velo: address in use: ${err.message}\n`);
-    else process.stderr.write(`velo: ${err.message}\n`);
-    return 1;
+    const message = (e as Error).message.replace(/\s+/g, ' ');
+    process.stderr.write(`velo: ${message}${e instanceof UsageError ? ' (see velo --help)' : ''}\n`);
+    return e instanceof CliError ? e.exitCode : 1;
   }
 }

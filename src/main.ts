@@ -2,6 +2,4 @@
 // Entry point of the `velo` command.
 import { main } from './cli.js';
 
-main(process.argv.slice(2)).then((code) => {
-  if (code >= 0) process.exit(code);
-});
+main(process.argv.slice(2)).then((code) => process.exit(code));

@@ -1,0 +1,139 @@
+// `velo start`: one node, HTTP and raft listeners, until SIGINT or SIGTERM
+// (API.md "Starting a node").
+
+import { createServer } from 'node:net';
+import { pino } from 'pino';
+import { buildServer, DEFAULT_MAX_VALUE_BYTES } from '../../api/server.js';
+import { VeloNode, splitHostPort } from '../node/velo-node.js';
+import { CliError, UsageError, intFlag, logLevelFlag, parseArgs } from './args.js';
+import type { LogLevel } from './args.js';
+
+export interface StartFlags {
+  id: string;
+  http: string;
+  raft: string;
+  peers: Map<string, string>;
+  partitions: number;
+  replicas: number;
+  maxValueBytes: number;
+  requestTimeoutMs: number;
+  clusterId: string;
+  logLevel: LogLevel;
+}
+
+const SPEC = {
+  id: 'value',
+  http: 'value',
+  raft: 'value',
+  peers: 'value',
+  partitions: 'value',
+  replicas: 'value',
+  'max-value-bytes': 'value',
+  'request-timeout-ms': 'value',
+  'cluster-id': 'value',
+  'log-level': 'value',
+  'data-dir': 'value',
+  join: 'value',
+} as const;
+
+function hostPort(flag: string, addr: string): string {
+  try {
+    splitHostPort(addr);
+  } catch (e) {
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
+  }
+  return addr;
+}
+
+export function parseStartFlags(argv: string[]): StartFlags {
+  const { flags } = parseArgs(argv, SPEC, 0);
+  if (flags.has('data-dir')) throw new UsageError('--data-dir (LevelDB persistence) is not available yet: this build keeps everything in memory');
+  if (flags.has('join')) throw new UsageError('--join is not available yet: start every member with the same --peers');
+  const id = flags.get('id') ?? 'n1';
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new UsageError(`--id must be 1–64 of A–Z a–z 0–9 . _ -, got "${id}"`);
+  const http = hostPort('--http', flags.get('http') ?? '127.0.0.1:7070');
+  const raft = hostPort('--raft', flags.get('raft') ?? '127.0.0.1:7170');
+  const peers = new Map<string, string>();
+  if (flags.has('peers')) {
+    for (const part of flags.get('peers')!.split(',')) {
+      const m = /^([A-Za-z0-9._-]{1,64})=(.+)$/.exec(part.trim());
+      if (!m) throw new UsageError(`--peers entries are ID=HOST:PORT, got "${part}"`);
+      if (peers.has(m[1]!)) throw new UsageError(`--peers names ${m[1]} twice`);
+      peers.set(m[1]!, hostPort(`--peers ${m[1]}`, m[2]!));
+    }
+    if (!peers.has(id)) throw new UsageError(`--peers must include this node (${id})`);
+  } else {
+    peers.set(id, raft);
+  }
+  return {
+    id,
+    http,
+    // Without --raft, listen where --peers says this node is.
+    raft: flags.has('raft') ? raft : peers.get(id)!,
+    peers,
+    partitions: intFlag(flags, 'partitions', 16, 1, 4096),
+    replicas: intFlag(flags, 'replicas', 3, 1, 9),
+    maxValueBytes: intFlag(flags, 'max-value-bytes', DEFAULT_MAX_VALUE_BYTES, 1, 64 << 20),
+    requestTimeoutMs: intFlag(flags, 'request-timeout-ms', 5000, 10, 600_000),
+    clusterId: flags.get('cluster-id') ?? 'velo',
+    logLevel: logLevelFlag(flags, 'info'),
+  };
+}
+
+/** One line for a listen that failed: which address, which role, why. */
+export function listenError(e: unknown, addr: string, what: string): CliError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return new CliError(`${addr} is already in use (${what})`);
+  if (code === 'EACCES') return new CliError(`no permission to listen on ${addr} (${what})`);
+  return new CliError(`cannot listen on ${addr} (${what}): ${code ?? (e as Error).message}`);
+}
+
+/** Fails fast, before any peer is contacted, when `addr` cannot be listened on. */
+export function checkFree(addr: string, what: string): Promise<void> {
+  const [host, port] = splitHostPort(addr);
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', (e) => reject(listenError(e, addr, what)));
+    s.listen({ host, port, exclusive: true }, () => s.close(() => resolve()));
+  });
+}
+
+/** Serves until SIGINT or SIGTERM, then resolves with exit code 0. */
+export async function start(argv: string[]): Promise<number> {
+  const flags = parseStartFlags(argv);
+  await checkFree(flags.http, '--http');
+  await checkFree(flags.raft, '--raft');
+  const logger = pino({ level: flags.logLevel, base: { node: flags.id } }, pino.destination(2));
+  const node = await VeloNode.start({
+    id: flags.id,
+    http: flags.http,
+    raft: flags.raft,
+    peers: flags.peers,
+    partitions: flags.partitions,
+    replicas: flags.replicas,
+    requestTimeoutMs: flags.requestTimeoutMs,
+    clusterId: flags.clusterId,
+    logger,
+  });
+  const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger });
+  const [host, port] = splitHostPort(flags.http);
+  try {
+    await app.listen({ host, port });
+  } catch (e) {
+    await node.close();
+    throw listenError(e, flags.http, '--http');
+  }
+  process.stdout.write(`velo ${flags.id} serving http://${flags.http} (raft ${flags.raft}, ${flags.peers.size} member(s), ${flags.partitions} partitions, in memory)\n`);
+  return new Promise((resolve, reject) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      app
+        .close()
+        .then(() => node.close())
+        .then(() => resolve(0), reject);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
