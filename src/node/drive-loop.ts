@@ -27,6 +27,7 @@ export class DriveLoop {
 
   add(group: Group): void {
     this.groups.set(group.partition, group);
+    group.wake = () => this.schedule();
     this.schedule();
   }
 

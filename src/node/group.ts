@@ -52,6 +52,8 @@ export class Group {
   private readsAwaitingApply: { index: number; id: number }[] = [];
   private nextReadId = 1;
   private applied: number;
+  /** Asks the drive loop for a pass: set by the loop that runs this group. */
+  wake: () => void = () => {};
 
   constructor(
     readonly partition: number,
@@ -76,6 +78,7 @@ export class Group {
   /** Proposes a command; resolves with its apply result once committed and applied here. */
   propose(data: Uint8Array, deadline: number): Promise<unknown> {
     const r = this.raft.propose(data);
+    this.wake();
     if (!r.ok) return Promise.reject(new NotApplied(`partition ${this.partition} refused the write: ${r.reason}`));
     return new Promise((resolve, reject) => {
       this.proposals.set(r.index, { term: r.term, startedAt: performance.now(), deadline, resolve, reject });
@@ -86,6 +89,7 @@ export class Group {
   read<T>(run: () => T, deadline: number): Promise<T> {
     const id = this.nextReadId++;
     const r = this.raft.readIndex(id);
+    this.wake();
     if (!r.ok) return Promise.reject(new NotApplied(`partition ${this.partition} refused the read: ${r.reason}`));
     return new Promise<T>((resolve, reject) => {
       this.reads.set(id, {
