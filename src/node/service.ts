@@ -29,20 +29,9 @@ export interface PutRequest extends ItemRef {
   unlock: boolean;
 }
 
-export interface CacheSettings {
-  defaultTtlMs: number;
-  maxBytes: number | null;
-  eviction: 'lru' | 'none';
-}
-
-export interface CacheStats {
-  items: number;
-  bytes: number;
-  hits: number;
-  misses: number;
-  evictions: number;
-  expirations: number;
-}
+// The settings and statistics of a cache are the state machine's own types.
+import type { CacheSettings, CacheStats } from '../cache/index.js';
+export type { CacheSettings, CacheStats };
 
 export interface ClusterView {
   node: string;

@@ -1,5 +1,5 @@
 // One suite for every implementation of the raft storage interface: the
-// memory one now, LevelDB later. Each implementation's test file calls
+// memory one and the LevelDB one. Each implementation's test file calls
 // storageSuite with a factory for an empty storage bootstrapped with `conf`.
 
 import { describe, expect, test } from 'vitest';
@@ -67,6 +67,18 @@ export function storageSuite(name: string, make: (conf: ConfState) => Promise<Sn
       const snap = s.snapshot();
       expect(snap.metadata).toEqual({ index: 6, term: 3, confState: conf });
       expect([...snap.data]).toEqual([1, 2, 3]);
+    });
+
+    test('a snapshot no newer than the current one is ignored, and so are entries it covers', async () => {
+      const s = await make(conf);
+      await s.save({ hardState: null, entries: ents(1, 8, 2), snapshot: null });
+      s.createSnapshot(5, conf, new Uint8Array([5]));
+      const stale = { metadata: { index: 4, term: 2, confState: conf }, data: new Uint8Array([4]) };
+      await s.save({ hardState: null, entries: ents(3, 9, 2), snapshot: stale });
+      expect(s.firstIndex()).toBe(6);
+      expect(s.lastIndex()).toBe(9);
+      expect([...s.snapshot().data]).toEqual([5]);
+      expect(s.entries(6, 10, Infinity).map((e) => e.index)).toEqual([6, 7, 8, 9]);
     });
 
     test('a received snapshot replaces the whole log', async () => {

@@ -1,0 +1,173 @@
+// One raft group's storage inside a node's shared LevelDB database (see
+// level-store.ts). The raft core reads synchronously, so the group's
+// un-compacted log, hard state and latest snapshot live in a MemoryStorage;
+// every write updates that copy at once and stages the matching LevelDB
+// operations into the store's pending batch, which the store's next commit()
+// makes durable for every group with one sync.
+//
+// Reads therefore see staged writes before they are durable. That is what
+// the raft core expects (it hands a Ready's writes over before advance());
+// what must wait for durability is sending the Ready's messages.
+
+import { UnavailableError } from '../raft/storage.js';
+import type { InitialState, Storage, StorageWriter } from '../raft/storage.js';
+import type { ConfState, Entry, HardState, Snapshot } from '../raft/types.js';
+import { Kind, encodeEntry, encodeHardState, encodeSnapshot, entryKey, groupKey } from './level-codec.js';
+import { MemoryStorage } from './memory-storage.js';
+
+export type SaveBatch = { hardState: HardState | null; entries: Entry[]; snapshot: Snapshot | null };
+
+export type LevelOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+/** What a group needs of its store: a place to stage operations, and a way to wait for them. */
+export interface BatchSink {
+  /** Adds operations to the pending batch; throws if the store can no longer write. */
+  push(ops: LevelOp[]): void;
+  /** Resolves once everything pushed so far is durable (commits soon if nobody else does). */
+  durable(): Promise<void>;
+}
+
+/** What recovery found of a group on disk. */
+export interface LoadedGroup {
+  hardState: HardState | null;
+  snapshot: Snapshot | null;
+  /** The entries after the snapshot, contiguous and in index order. */
+  entries: Entry[];
+}
+
+export class LevelGroupStorage implements Storage, StorageWriter {
+  private mem: MemoryStorage;
+  /** Whether anything of this group is on disk or staged: bootstrap() is only for new groups. */
+  private known: boolean;
+
+  constructor(
+    readonly id: number,
+    private readonly sink: BatchSink,
+    loaded: LoadedGroup | null = null,
+  ) {
+    this.known = loaded !== null;
+    const snap = loaded?.snapshot;
+    this.mem = new MemoryStorage(snap?.metadata.confState);
+    if (snap) this.mem.applySnapshot(snap);
+    if (loaded) this.mem.append(loaded.entries);
+    if (loaded?.hardState) this.mem.setHardState(loaded.hardState);
+  }
+
+  /** True if the group has state on disk (or staged): a restarted host resumes it instead of bootstrapping. */
+  exists(): boolean {
+    return this.known;
+  }
+
+  initialState(): InitialState {
+    return this.mem.initialState();
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    return this.mem.entries(lo, hi, maxBytes);
+  }
+
+  term(index: number): number {
+    return this.mem.term(index);
+  }
+
+  firstIndex(): number {
+    return this.mem.firstIndex();
+  }
+
+  lastIndex(): number {
+    return this.mem.lastIndex();
+  }
+
+  snapshot(): Snapshot {
+    return this.mem.snapshot();
+  }
+
+  /**
+   * Records the configuration of a brand-new group as its snapshot at index 0.
+   * Refused for a group that already has state: re-bootstrapping a restarted
+   * replica would overwrite the configuration its log has moved past.
+   */
+  bootstrap(confState: ConfState): void {
+    if (this.known) throw new Error(`raft group ${this.id} already has state; bootstrap is only for a new group`);
+    const snap: Snapshot = { metadata: { index: 0, term: 0, confState: { voters: [...confState.voters], learners: [...confState.learners] } }, data: new Uint8Array(0) };
+    this.sink.push([{ type: 'put', key: groupKey(this.id, Kind.Snapshot), value: encodeSnapshot(snap) }]);
+    // A MemoryStorage only takes a configuration at construction; swap in a fresh one (the group is empty).
+    this.mem = new MemoryStorage(confState);
+    this.known = true;
+  }
+
+  /** StorageWriter: stages `batch` and resolves once it is durable (after the store's next commit). */
+  async save(batch: SaveBatch): Promise<void> {
+    this.stage(batch);
+    return this.sink.durable();
+  }
+
+  /**
+   * Stages one Ready's writes (snapshot, then entries, then hard state, in
+   * that order as the Ready asks) without waiting: a host stages every
+   * group's Ready, then calls store.commit() once.
+   */
+  stage(batch: SaveBatch): void {
+    const ops: LevelOp[] = [];
+    if (batch.snapshot && batch.snapshot.metadata.index > this.mem.snapshot().metadata.index) {
+      // A leader's snapshot replaces the whole log.
+      this.deleteEntries(ops, this.mem.firstIndex(), this.mem.lastIndex());
+      this.mem.applySnapshot(batch.snapshot);
+      ops.push({ type: 'put', key: groupKey(this.id, Kind.Snapshot), value: encodeSnapshot(batch.snapshot) });
+    }
+    if (batch.entries.length > 0) this.append(ops, batch.entries);
+    if (batch.hardState) {
+      this.mem.setHardState(batch.hardState);
+      ops.push({ type: 'put', key: groupKey(this.id, Kind.HardState), value: encodeHardState(batch.hardState) });
+    }
+    this.push(ops);
+  }
+
+  /**
+   * Records the application's snapshot at `index` (≤ the applied index) and
+   * deletes the log up to it, in the same batch so that a crash leaves
+   * either the old snapshot and the whole log or the new one and the rest.
+   * Durable at the store's next commit(); until then the old state is what
+   * a restart finds, which is equally valid.
+   */
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
+    const before = this.mem.snapshot();
+    const first = this.mem.firstIndex();
+    const snap = this.mem.createSnapshot(index, confState, data);
+    if (snap === before) return snap;
+    const ops: LevelOp[] = [{ type: 'put', key: groupKey(this.id, Kind.Snapshot), value: encodeSnapshot(snap) }];
+    this.deleteEntries(ops, first, index);
+    this.push(ops);
+    return snap;
+  }
+
+  /**
+   * Compacting is only possible up to the snapshot, which createSnapshot()
+   * has already done: a durable log must keep every entry after its snapshot,
+   * since a restarted replica rebuilds its state from the snapshot and them.
+   */
+  compact(index: number): void {
+    if (index <= this.mem.snapshot().metadata.index) return;
+    if (index > this.mem.lastIndex()) throw new UnavailableError(index, this.mem.lastIndex());
+    throw new Error(`cannot compact raft group ${this.id} to ${index}, past its snapshot at ${this.mem.snapshot().metadata.index}: take a snapshot (createSnapshot) instead`);
+  }
+
+  /** Appends entries, truncating the suffix they overwrite (MemoryStorage checks for gaps). */
+  private append(ops: LevelOp[], entries: Entry[]): void {
+    const oldLast = this.mem.lastIndex();
+    const first = this.mem.firstIndex();
+    this.mem.append(entries);
+    for (const e of entries) if (e.index >= first) ops.push({ type: 'put', key: entryKey(this.id, e.index), value: encodeEntry(e) });
+    this.deleteEntries(ops, this.mem.lastIndex() + 1, oldLast);
+  }
+
+  private deleteEntries(ops: LevelOp[], lo: number, hi: number): void {
+    for (let i = lo; i <= hi; i++) ops.push({ type: 'del', key: entryKey(this.id, i) });
+  }
+
+  private push(ops: LevelOp[]): void {
+    if (ops.length === 0) return;
+    this.sink.push(ops);
+    this.known = true;
+  }
+}

@@ -1,0 +1,259 @@
+// A node's durable raft storage: ONE LevelDB database holding every group's
+// hard state, log and latest snapshot (layout in level-codec.ts).
+//
+// One database rather than one per group so that a drive-loop pass costs one
+// fsync however many groups it touched (group commit): groups stage their
+// writes into one pending batch, and commit() writes it with sync: true.
+//
+// Durability contract: a host stages every group's Ready, awaits commit(),
+// and only then sends the Readys' messages. A failed commit is fatal: the
+// in-memory logs are then ahead of the disk, so the store refuses every
+// later write and the node must stop (as etcd does on a failed WAL write).
+
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Level } from 'level';
+import { FORMAT_VERSION, META_KEY, Kind, decodeEntry, decodeHardState, decodeSnapshot, parseKey } from './level-codec.js';
+import { LevelGroupStorage } from './level-storage.js';
+import type { BatchSink, LevelOp, LoadedGroup } from './level-storage.js';
+
+export interface LevelStoreOptions {
+  /** Who owns the directory: open() refuses a directory recorded for another cluster or node. */
+  clusterId: string;
+  nodeId: string;
+}
+
+/** The `meta` record; null ids for a store opened without options (tools, tests). */
+export interface StoreIdentity {
+  clusterId: string | null;
+  nodeId: string | null;
+}
+
+type Db = Level<Buffer, Buffer>;
+type Waiter = { resolve: () => void; reject: (e: Error) => void };
+
+export class LevelStore {
+  private readonly groups = new Map<number, LevelGroupStorage>();
+  private pending: { ops: LevelOp[]; waiters: Waiter[] } = { ops: [], waiters: [] };
+  /** The last commit in flight: commits run one after another so that LevelDB applies batches in order. */
+  private writing: Promise<void> = Promise.resolve();
+  private commitScheduled = false;
+  private failure: Error | null = null;
+  private closed = false;
+  private readonly sink: BatchSink = {
+    push: (ops) => this.push(ops),
+    durable: () => this.durable(),
+  };
+
+  private constructor(
+    readonly dir: string,
+    readonly identity: StoreIdentity,
+    private readonly db: Db,
+    loaded: Map<number, LoadedGroup>,
+  ) {
+    for (const [id, g] of loaded) this.groups.set(id, new LevelGroupStorage(id, this.sink, g));
+  }
+
+  /**
+   * Opens (or, if missing or empty, initialises) the data directory `dir`.
+   * Refuses, with an Error that says why, a directory of another cluster or
+   * node, one that is not a Velo database, or one it cannot read — it never
+   * starts empty over existing data. Garbage directories are refused before
+   * LevelDB touches them.
+   */
+  static async open(dir: string, opts?: LevelStoreOptions): Promise<LevelStore> {
+    const existing = await inspectDir(dir);
+    const db: Db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: !existing });
+    try {
+      await db.open();
+    } catch (e) {
+      throw new Error(`cannot open data directory ${dir}: ${causes(e)}`, { cause: e });
+    }
+    try {
+      const identity = await readMeta(db, dir, opts);
+      return new LevelStore(dir, identity, db, await loadGroups(db, dir));
+    } catch (e) {
+      await db.close();
+      throw e;
+    }
+  }
+
+  /** The storage of group `id`: its recovered state, or an empty one (bootstrap() it if the group is new). */
+  group(id: number): LevelGroupStorage {
+    let g = this.groups.get(id);
+    if (!g) {
+      g = new LevelGroupStorage(id, this.sink);
+      this.groups.set(id, g);
+    }
+    return g;
+  }
+
+  /** The groups that have state (recovered from disk, or staged since). */
+  groupIds(): number[] {
+    return [...this.groups.values()].filter((g) => g.exists()).map((g) => g.id);
+  }
+
+  /**
+   * Writes everything staged by every group as ONE LevelDB batch with
+   * sync: true, after any commit still in flight. Resolves when it is
+   * durable; rejects (for good: see above) if the write failed.
+   */
+  commit(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error(`data directory ${this.dir} is closed`));
+    const run = this.writing.then(() => this.writePending());
+    this.writing = run.catch(() => {});
+    return run;
+  }
+
+  /** Commits what is staged, then closes the database. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.commit();
+    } finally {
+      this.closed = true;
+      await this.db.close();
+    }
+  }
+
+  private async writePending(): Promise<void> {
+    if (this.failure) throw this.failure;
+    const { ops, waiters } = this.pending;
+    this.pending = { ops: [], waiters: [] };
+    try {
+      if (ops.length > 0) await this.db.batch(ops, { sync: true });
+    } catch (e) {
+      this.failure = new Error(`writing to data directory ${this.dir} failed, so this node must stop: ${causes(e)}`, { cause: e });
+      for (const w of waiters) w.reject(this.failure);
+      throw this.failure;
+    }
+    for (const w of waiters) w.resolve();
+  }
+
+  private push(ops: LevelOp[]): void {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new Error(`data directory ${this.dir} is closed`);
+    for (const op of ops) this.pending.ops.push(op); // not push(...ops): a snapshot can delete thousands of keys
+  }
+
+  /**
+   * For save(): resolves once what is staged now is durable. If the host
+   * does not commit, a commit runs on the next turn of the event loop, so
+   * that every save() issued in one turn still shares one sync.
+   */
+  private durable(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const done = new Promise<void>((resolve, reject) => this.pending.waiters.push({ resolve, reject }));
+    if (!this.commitScheduled) {
+      this.commitScheduled = true;
+      setImmediate(() => {
+        this.commitScheduled = false;
+        if (!this.closed) this.commit().catch(() => {}); // the waiters get the error
+      });
+    }
+    return done;
+  }
+}
+
+/**
+ * Checks the directory before LevelDB opens it (opening writes LOCK/LOG
+ * files, and would create a database inside any non-empty directory).
+ * Returns true for an existing LevelDB, false for a new (missing or empty)
+ * directory, which it creates.
+ */
+async function inspectDir(dir: string): Promise<boolean> {
+  let isDir: boolean;
+  try {
+    isDir = (await stat(dir)).isDirectory();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw refusal(dir, e);
+    await mkdir(dir, { recursive: true });
+    return false;
+  }
+  if (!isDir) throw new Error(`data directory ${dir} is not a directory`);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    throw refusal(dir, e);
+  }
+  if (names.length === 0) return false;
+  if (!names.includes('CURRENT')) {
+    throw new Error(`data directory ${dir} is not empty but holds no LevelDB database; refusing to use it (empty it or choose another directory)`);
+  }
+  let current: string;
+  try {
+    current = await readFile(path.join(dir, 'CURRENT'), 'utf8');
+  } catch (e) {
+    throw refusal(dir, e);
+  }
+  const manifest = /^(MANIFEST-\d+)\n$/.exec(current)?.[1];
+  if (!manifest || !names.includes(manifest)) {
+    throw new Error(`data directory ${dir} is corrupt or not a LevelDB database: its CURRENT file names no manifest present`);
+  }
+  return true;
+}
+
+/** Checks (or, in a new database, records) the identity and format of the data directory. */
+async function readMeta(db: Db, dir: string, opts: LevelStoreOptions | undefined): Promise<StoreIdentity> {
+  const raw = await db.get(META_KEY);
+  if (raw === undefined) {
+    const any = await db.keys({ limit: 1 }).all();
+    if (any.length > 0) throw new Error(`data directory ${dir} holds a LevelDB database that is not Velo's (it has no meta record)`);
+    const identity: StoreIdentity = { clusterId: opts?.clusterId ?? null, nodeId: opts?.nodeId ?? null };
+    await db.put(META_KEY, Buffer.from(JSON.stringify({ ...identity, formatVersion: FORMAT_VERSION })), { sync: true });
+    return identity;
+  }
+  let meta: StoreIdentity & { formatVersion: number };
+  try {
+    meta = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new Error(`data directory ${dir} is corrupt: its meta record is not readable`);
+  }
+  if (meta.formatVersion !== FORMAT_VERSION) {
+    throw new Error(`data directory ${dir} has storage format version ${meta.formatVersion}; this Velo reads version ${FORMAT_VERSION}`);
+  }
+  if (opts && (meta.clusterId !== opts.clusterId || meta.nodeId !== opts.nodeId)) {
+    throw new Error(`data directory ${dir} belongs to node ${meta.nodeId} of cluster ${meta.clusterId}, not node ${opts.nodeId} of cluster ${opts.clusterId}`);
+  }
+  return { clusterId: meta.clusterId, nodeId: meta.nodeId };
+}
+
+/** Reads every group's hard state, snapshot and log, checking that each log follows its snapshot without a gap. */
+async function loadGroups(db: Db, dir: string): Promise<Map<number, LoadedGroup>> {
+  const groups = new Map<number, LoadedGroup>();
+  try {
+    for await (const [k, v] of db.iterator({ gte: Buffer.from('g'), lt: Buffer.from('h') })) {
+      const key = parseKey(k)!;
+      let g = groups.get(key.group);
+      if (!g) groups.set(key.group, (g = { hardState: null, snapshot: null, entries: [] }));
+      if (key.kind === Kind.HardState) g.hardState = decodeHardState(v);
+      else if (key.kind === Kind.Snapshot) g.snapshot = decodeSnapshot(v);
+      else {
+        const e = decodeEntry(v);
+        if (e.index !== key.index) throw new Error(`group ${key.group}: entry under key ${key.index} has index ${e.index}`);
+        g.entries.push(e); // keys sort by index within a group
+      }
+    }
+    for (const [id, g] of groups) {
+      let expect = (g.snapshot?.metadata.index ?? 0) + 1;
+      for (const e of g.entries) {
+        if (e.index !== expect++) throw new Error(`group ${id}: log entry ${expect - 1} is missing (found ${e.index})`);
+      }
+    }
+  } catch (e) {
+    throw new Error(`data directory ${dir} is corrupt: ${causes(e)}`, { cause: e });
+  }
+  return groups;
+}
+
+function refusal(dir: string, e: unknown): Error {
+  return new Error(`cannot read data directory ${dir}: ${causes(e)}`, { cause: e });
+}
+
+/** An error's message with its causes' (level's own messages say little: "Database failed to open"). */
+function causes(e: unknown): string {
+  const parts: string[] = [];
+  for (let c: unknown = e; c instanceof Error && parts.length < 4; c = c.cause) parts.push(c.message);
+  return parts.length > 0 ? parts.join(': ') : String(e);
+}
