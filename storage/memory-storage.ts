@@ -60,6 +60,11 @@ export class MemoryStorage implements Storage, StorageWriter {
     this.saveSync(batch);
   }
 
+  /** Applies a Ready's batch at once (memory is as durable as this storage gets). */
+  stage(batch: { hardState: HardState | null; entries: Entry[]; snapshot: Snapshot | null }): void {
+    this.saveSync(batch);
+  }
+
   /** The same as save(), for drivers (the simulation) that want no await. */
   saveSync(batch: { hardState: HardState | null; entries: Entry[]; snapshot: Snapshot | null }): void {
     if (batch.snapshot) this.applySnapshot(batch.snapshot);

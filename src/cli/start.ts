@@ -19,6 +19,8 @@ export interface StartFlags {
   requestTimeoutMs: number;
   clusterId: string;
   logLevel: LogLevel;
+  /** LevelDB persistence under this directory; null: memory only. */
+  dataDir: string | null;
 }
 
 const SPEC = {
@@ -47,7 +49,8 @@ function hostPort(flag: string, addr: string): string {
 
 export function parseStartFlags(argv: string[]): StartFlags {
   const { flags } = parseArgs(argv, SPEC, 0);
-  if (flags.has('data-dir')) throw new UsageError('--data-dir (LevelDB persistence) is not available yet: this build keeps everything in memory');
+  const dataDir = flags.get('data-dir');
+  if (dataDir !== undefined && dataDir.trim() === '') throw new UsageError('--data-dir must name a directory');
   if (flags.has('join')) throw new UsageError('--join is not available yet: start every member with the same --peers');
   const id = flags.get('id') ?? 'n1';
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new UsageError(`--id must be 1–64 of A–Z a–z 0–9 . _ -, got "${id}"`);
@@ -77,6 +80,7 @@ export function parseStartFlags(argv: string[]): StartFlags {
     requestTimeoutMs: intFlag(flags, 'request-timeout-ms', 5000, 10, 600_000),
     clusterId: flags.get('cluster-id') ?? 'velo',
     logLevel: logLevelFlag(flags, 'info'),
+    dataDir: dataDir ?? null,
   };
 }
 
@@ -114,6 +118,7 @@ export async function start(argv: string[]): Promise<number> {
     requestTimeoutMs: flags.requestTimeoutMs,
     clusterId: flags.clusterId,
     logger,
+    ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
   });
   const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger });
   const [host, port] = splitHostPort(flags.http);
@@ -123,7 +128,7 @@ export async function start(argv: string[]): Promise<number> {
     await node.close();
     throw listenError(e, flags.http, '--http');
   }
-  process.stdout.write(`velo ${flags.id} serving http://${flags.http} (raft ${flags.raft}, ${flags.peers.size} member(s), ${flags.partitions} partitions, in memory)\n`);
+  process.stdout.write(`velo ${flags.id} serving http://${flags.http} (raft ${flags.raft}, ${flags.peers.size} member(s), ${flags.partitions} partitions, ${flags.dataDir ? `data in ${flags.dataDir}` : "in memory"})\n`);
   return new Promise((resolve, reject) => {
     const stop = () => {
       process.off('SIGINT', stop);

@@ -15,6 +15,13 @@ export interface DriveLoopOptions {
   /** Called every tick after the groups ticked, with the wall clock (deadlines, leader duties). */
   onTick?(nowMs: number): void;
   now(): number;
+  /**
+   * Makes everything the groups staged in this pass durable with one sync
+   * (LevelDB); absent for memory storage, where staging is all there is.
+   */
+  commit?: () => Promise<void>;
+  /** A failed commit: memory is ahead of the disk, and the node must stop. */
+  onFatal?: (err: unknown) => void;
 }
 
 export class DriveLoop {
@@ -72,23 +79,60 @@ export class DriveLoop {
     });
   }
 
-  /** Handles every group's Ready: persist all, then send, apply and advance. */
+  /** Handles every group's Ready: persist all (one sync), then send, apply and advance. */
   pass(): void {
     if (this.running) return;
     this.running = true;
-    try {
-      for (let round = 0; round < 8; round++) {
-        const batch: [Group, Ready][] = [];
-        for (const g of this.groups.values()) if (g.raft.hasReady()) batch.push([g, g.raft.ready()]);
-        if (batch.length === 0) break;
-        // Memory storage persists at once; a durable store writes the whole batch with one sync here.
-        for (const [g, rd] of batch) g.persist(rd);
-        for (const [g, rd] of batch) g.finish(rd, (m) => this.opts.send(g.partition, m));
+    const commit = this.opts.commit;
+    if (!commit) {
+      try {
+        for (let round = 0; round < 8 && this.round() !== null; round++);
+        this.opts.flush();
+      } finally {
+        this.running = false;
       }
-      this.opts.flush();
-    } finally {
-      this.running = false;
+      this.rescheduleIfReady();
+      return;
     }
+    void (async () => {
+      try {
+        for (let round = 0; round < 8; round++) {
+          const batch = this.round();
+          if (batch === null) break;
+          // Nothing that depends on this pass's writes leaves before they are durable.
+          await commit();
+          this.finishAll(batch);
+        }
+        this.opts.flush();
+      } catch (err) {
+        this.stop();
+        this.opts.onFatal?.(err);
+        return;
+      } finally {
+        this.running = false;
+      }
+      this.rescheduleIfReady();
+    })();
+  }
+
+  /**
+   * Takes every group's Ready and stages its writes; without a commit step
+   * it finishes them at once. Returns null when no group had anything.
+   */
+  private round(): [Group, Ready][] | null {
+    const batch: [Group, Ready][] = [];
+    for (const g of this.groups.values()) if (g.raft.hasReady()) batch.push([g, g.raft.ready()]);
+    if (batch.length === 0) return null;
+    for (const [g, rd] of batch) g.persist(rd);
+    if (!this.opts.commit) this.finishAll(batch);
+    return batch;
+  }
+
+  private finishAll(batch: [Group, Ready][]): void {
+    for (const [g, rd] of batch) g.finish(rd, (m) => this.opts.send(g.partition, m));
+  }
+
+  private rescheduleIfReady(): void {
     for (const g of this.groups.values()) {
       if (g.raft.hasReady()) {
         this.schedule();

@@ -3,9 +3,17 @@
 // applies, reads until their ReadIndex is confirmed and applied).
 
 import { Role } from '../../raft/index.js';
-import type { Message, NodeId, RaftNode, Ready } from '../../raft/index.js';
-import type { MemoryStorage } from '../../storage/memory-storage.js';
+import type { ConfState, Entry, HardState, Message, NodeId, RaftNode, Ready, Snapshot, Storage } from '../../raft/index.js';
 import { VeloError } from './errors.js';
+
+/**
+ * A group's log storage as the host drives it: `stage` takes a Ready's batch
+ * (memory: done; LevelDB: queued for the pass's single synced commit).
+ */
+export interface GroupStorage extends Storage {
+  stage(batch: { hardState: HardState | null; entries: Entry[]; snapshot: Snapshot | null }): void;
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot;
+}
 
 /** What a group needs of the application state it replicates. */
 export interface GroupStateMachine {
@@ -58,7 +66,7 @@ export class Group {
   constructor(
     readonly partition: number,
     readonly raft: RaftNode,
-    readonly storage: MemoryStorage,
+    readonly storage: GroupStorage,
     readonly sm: GroupStateMachine,
     /** Log entries kept after a snapshot before the next one is taken. */
     private readonly snapshotEveryEntries: number,
@@ -106,9 +114,9 @@ export class Group {
     });
   }
 
-  /** Persists what a Ready asks (memory storage: at once). */
+  /** Stages what a Ready asks to persist; the drive loop makes the pass durable before finish(). */
   persist(rd: Ready): void {
-    this.storage.saveSync({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+    this.storage.stage({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
   }
 
   /** After persisting: hands messages to `send`, applies, answers, advances. */

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { CacheStateMachine, DEFAULT_SETTINGS, encodeCommand } from '../cache/index.js';
 import type { Applied, CacheSettings, Command, ItemView as CacheItem } from '../cache/index.js';
-import { ConfChangeType, RaftNode } from '../../raft/index.js';
+import { ConfChangeType, RaftNode, applyConfChange, decodeConfChange } from '../../raft/index.js';
 import type { ConfState, Message, NodeId } from '../../raft/index.js';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
@@ -16,7 +16,8 @@ import { Transport } from '../transport/index.js';
 import { DriveLoop } from './drive-loop.js';
 import { VeloError } from './errors.js';
 import { Group, NotApplied } from './group.js';
-import type { GroupObserver, GroupStateMachine } from './group.js';
+import type { GroupObserver, GroupStateMachine, GroupStorage } from './group.js';
+import { LevelStore } from '../../storage/level-store.js';
 import { Counter, Histogram, renderGauge } from './metrics.js';
 import { DEFAULT_EVENT_LOG_CAPACITY, EventLog, decodeEventId, encodeEventId } from './event-log.js';
 import type { Position, StoredEvent } from './event-log.js';
@@ -42,6 +43,14 @@ export interface VeloNodeOptions {
   heartbeatTicks?: number;
   requestTimeoutMs?: number;
   snapshotEveryEntries?: number;
+  /**
+   * With a data directory, every group's hard state, log and snapshots live in
+   * one LevelDB there (group commit: one sync per drive-loop pass), and the
+   * node restarts under its old identity. Without it, memory only.
+   */
+  dataDir?: string;
+  /** Called when the node cannot go on (its disk failed under it). */
+  onFatal?: (err: unknown) => void;
   /** Change events kept per partition for resuming streams. */
   eventLogCapacity?: number;
   /** Structured logs (pino, as Fastify's); silent if absent. */
@@ -133,7 +142,7 @@ export class VeloNode implements CacheService {
     },
   };
 
-  private constructor(opts: VeloNodeOptions, memberId: string, transport: Transport) {
+  private constructor(opts: VeloNodeOptions, memberId: string, transport: Transport, private readonly store: LevelStore | null) {
     this.id = opts.id;
     const { logger, ...rest } = opts;
     this.o = { ...DEFAULTS, ...rest } as VeloNode['o'];
@@ -148,6 +157,15 @@ export class VeloNode implements CacheService {
       send: (group, m) => this.transport.send(nodeOfMember(m.to), group, m),
       flush: () => this.transport.flush(),
       onTick: (now) => this.onTick(now),
+      ...(store
+        ? {
+            commit: () => store.commit(),
+            onFatal: (err: unknown) => {
+              this.log.fatal({ err }, 'writing the raft log failed: stopping this node');
+              (opts.onFatal ?? (() => process.exit(1)))(err);
+            },
+          }
+        : {}),
     });
   }
 
@@ -156,6 +174,7 @@ export class VeloNode implements CacheService {
     if (!opts.peers.has(opts.id)) throw new Error(`--peers must list this node (${opts.id}) too`);
     for (const id of opts.peers.keys()) if (id.includes('@') || id.length === 0) throw new Error(`bad node id "${id}": ids are non-empty and have no "@"`);
     const [host, port] = splitHostPort(opts.raft);
+    const store = opts.dataDir ? await LevelStore.open(opts.dataDir, { clusterId: opts.clusterId ?? DEFAULTS.clusterId, nodeId: opts.id }) : null;
     const transport = new Transport({
       clusterId: opts.clusterId ?? DEFAULTS.clusterId,
       nodeId: opts.id,
@@ -165,12 +184,24 @@ export class VeloNode implements CacheService {
       peers: new Map([...opts.peers].filter(([id]) => id !== opts.id)),
       log: (line) => (opts.logger ?? pino({ level: 'silent' })).info({ component: 'transport' }, line),
     });
-    const node = new VeloNode(opts, opts.id, transport);
+    const node = new VeloNode(opts, opts.id, transport, store);
     transport.onRaftMessages((from, batch) => node.onRaftMessages(from, batch));
     transport.onRequest((from, payload) => node.onPeerRequest(from, payload));
-    await transport.start();
+    try {
+      await transport.start();
+    } catch (e) {
+      await store?.close();
+      throw e;
+    }
     node.loop.start();
-    await node.decideIdentity();
+    const recovered = node.recoveredMemberId();
+    if (recovered !== null) {
+      // Its log and vote survived: it is the same member as before the restart.
+      node.memberId = recovered;
+      node.log.info({ member: recovered, dataDir: opts.dataDir }, `recovering ${store!.groupIds().length} partition(s) from ${opts.dataDir}`);
+    } else {
+      await node.decideIdentity();
+    }
     node.createGroups();
     return node;
   }
@@ -183,6 +214,28 @@ export class VeloNode implements CacheService {
     for (const w of this.tickWaiters) w();
     this.tickWaiters = [];
     await this.transport.close();
+    await this.store?.close();
+  }
+
+  /**
+   * With a data directory that holds groups: the member id that the groups'
+   * configurations in force (snapshot, then the log's changes) know this node by.
+   */
+  private recoveredMemberId(): string | null {
+    if (!this.store || this.store.groupIds().length === 0) return null;
+    for (const id of this.store.groupIds()) {
+      const g = this.store.group(id);
+      let conf = g.snapshot().metadata.confState;
+      const last = g.lastIndex();
+      for (let lo = g.firstIndex(); lo <= last; ) {
+        const ents = g.entries(lo, last + 1, 8 << 20);
+        for (const e of ents) if (e.type === 1) conf = applyConfChange(conf, decodeConfChange(e.data));
+        lo += ents.length;
+      }
+      const mine = [...conf.voters, ...conf.learners].find((m) => nodeOfMember(m) === this.id);
+      if (mine) return mine;
+    }
+    return this.id;
   }
 
   // ---------------------------------------------------------------- identity
@@ -226,10 +279,12 @@ export class VeloNode implements CacheService {
       // A rejoining member starts empty, with no configuration: it must learn
       // the group from a leader's snapshot before it takes any part.
       const conf: ConfState = this.memberId === this.id ? { voters: p.replicas, learners: [] } : { voters: [], learners: [] };
-      const storage = new MemoryStorage(conf);
+      const storage = this.groupStorage(p.id, conf);
+      const snap = storage.snapshot();
       const raft = new RaftNode({
         id: this.memberId,
         storage,
+        applied: snap.metadata.index,
         rng: { int: (n) => Math.floor(Math.random() * n) },
         electionTicks: this.o.electionTicks,
         heartbeatTicks: this.o.heartbeatTicks,
@@ -237,9 +292,20 @@ export class VeloNode implements CacheService {
         maxSnapshotChunkBytes: 4 << 20,
       });
       const state = new CacheGroupState(new CacheStateMachine(this.o.partitions), this.o.eventLogCapacity);
+      // A recovered group resumes from its snapshot; the log after it is applied again as committed entries.
+      if (snap.metadata.index > 0 && snap.data.length > 0) state.restore(snap.data, snap.metadata.index);
       this.states.set(p.id, state);
       this.loop.add(new Group(p.id, raft, storage, state, this.o.snapshotEveryEntries, this.observer));
     }
+  }
+
+  /** A group's log storage: in this node's LevelDB when it has a data directory, else in memory. */
+  private groupStorage(partition: number, conf: ConfState): GroupStorage {
+    if (!this.store) return new MemoryStorage(conf);
+    const g = this.store.group(partition);
+    // A rejoining member's group stays empty: it learns the group from a snapshot.
+    if (!g.exists() && conf.voters.length > 0) g.bootstrap(conf);
+    return g;
   }
 
   // ---------------------------------------------------------------- transport input

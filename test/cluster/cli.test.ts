@@ -117,7 +117,7 @@ describe('bad command lines: one line on stderr, exit 2', () => {
     [['start', '--id'], /--id needs a value/],
     [['start', '--id', 'a', '--id', 'b'], /--id given twice/],
     [['start', '--log-level', 'loud'], /--log-level must be one of fatal\|error\|warn\|info\|debug\|trace\|silent, got "loud"/],
-    [['start', '--data-dir', '/tmp/x'], /--data-dir .* not available yet/],
+    [['start', '--data-dir', ' '], /--data-dir must name a directory/],
     [['demo', '--nodes', '0'], /--nodes must be an integer from 1 to 9, got "0"/],
     [['demo', '--nodes', '10'], /--nodes must be an integer from 1 to 9/],
     [['demo', '--base-port', 'high'], /--base-port must be an integer/],

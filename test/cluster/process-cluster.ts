@@ -35,10 +35,13 @@ export class ProcessCluster {
   /** With `proxied`, every directed link from→to goes through its own proxy, keyed `from>to`. */
   private readonly proxies = new Map<string, TcpProxy>();
 
-  private constructor(private readonly extraArgs: string[]) {}
+  private constructor(
+    private readonly extraArgs: string[],
+    private readonly nodeArgs: (id: string) => string[],
+  ) {}
 
-  static async start(ids: string[], extraArgs: string[] = [], opts: { proxied?: boolean } = {}): Promise<ProcessCluster> {
-    const c = new ProcessCluster(extraArgs);
+  static async start(ids: string[], extraArgs: string[] = [], opts: { proxied?: boolean; nodeArgs?: (id: string) => string[] } = {}): Promise<ProcessCluster> {
+    const c = new ProcessCluster(extraArgs, opts.nodeArgs ?? (() => []));
     for (const id of ids) c.nodes.set(id, { id, http: `127.0.0.1:${await freePort()}`, raft: `127.0.0.1:${await freePort()}`, proc: null, output: [] });
     if (opts.proxied) {
       for (const from of ids) {
@@ -82,7 +85,7 @@ export class ProcessCluster {
         return `${m.id}=${proxy ? `127.0.0.1:${proxy.port}` : m.raft}`;
       })
       .join(',');
-    const proc = spawn(process.execPath, [MAIN, 'start', '--id', id, '--http', n.http, '--raft', n.raft, '--peers', peers, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [MAIN, 'start', '--id', id, '--http', n.http, '--raft', n.raft, '--peers', peers, ...this.extraArgs, ...this.nodeArgs(id)], { stdio: ['ignore', 'pipe', 'pipe'] });
     n.proc = proc;
     return new Promise((resolve, reject) => {
       const onData = (chunk: Buffer) => {
