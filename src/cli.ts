@@ -14,6 +14,7 @@ export const USAGE = `usage:
   velo start [--id ID] [--http HOST:PORT] [--raft HOST:PORT] [--peers ID=HOST:PORT,...]
              [--partitions N] [--replicas N] [--max-value-bytes N]
              [--request-timeout-ms N] [--cluster-id NAME] [--log-level LEVEL]
+             [--data-dir DIR] [--snapshot-entries N]
   velo demo  [--nodes N] [--base-port P] [--log-level LEVEL]
   velo put   KEY [VALUE|-] [--cache C] [--region R] [--ttl-ms N] [--content-type T] [--url URL]
   velo get   KEY [--cache C] [--region R] [--local] [--url URL]

@@ -17,6 +17,8 @@ export interface StartFlags {
   replicas: number;
   maxValueBytes: number;
   requestTimeoutMs: number;
+  /** Log entries a partition keeps before it snapshots and deletes them. */
+  snapshotEntries: number;
   clusterId: string;
   logLevel: LogLevel;
   /** LevelDB persistence under this directory; null: memory only. */
@@ -32,6 +34,7 @@ const SPEC = {
   replicas: 'value',
   'max-value-bytes': 'value',
   'request-timeout-ms': 'value',
+  'snapshot-entries': 'value',
   'cluster-id': 'value',
   'log-level': 'value',
   'data-dir': 'value',
@@ -78,6 +81,7 @@ export function parseStartFlags(argv: string[]): StartFlags {
     replicas: intFlag(flags, 'replicas', 3, 1, 9),
     maxValueBytes: intFlag(flags, 'max-value-bytes', DEFAULT_MAX_VALUE_BYTES, 1, 64 << 20),
     requestTimeoutMs: intFlag(flags, 'request-timeout-ms', 5000, 10, 600_000),
+    snapshotEntries: intFlag(flags, 'snapshot-entries', 10_000, 10, 10_000_000),
     clusterId: flags.get('cluster-id') ?? 'velo',
     logLevel: logLevelFlag(flags, 'info'),
     dataDir: dataDir ?? null,
@@ -116,6 +120,7 @@ export async function start(argv: string[]): Promise<number> {
     partitions: flags.partitions,
     replicas: flags.replicas,
     requestTimeoutMs: flags.requestTimeoutMs,
+    snapshotEveryEntries: flags.snapshotEntries,
     clusterId: flags.clusterId,
     logger,
     ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),

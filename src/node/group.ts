@@ -29,6 +29,7 @@ export interface GroupObserver {
   proposalCommitted(seconds: number): void;
   applied(seconds: number, entries: number): void;
   roleChanged(partition: number, soft: { role: Role; leader: NodeId | null; term: number }): void;
+  snapshotTaken(partition: number, index: number): void;
 }
 
 interface PendingProposal {
@@ -183,6 +184,7 @@ export class Group {
     const snapIndex = this.storage.snapshot().metadata.index;
     if (this.applied - snapIndex < this.snapshotEveryEntries) return;
     this.storage.createSnapshot(this.applied, this.raft.appliedConfState(), this.sm.snapshot());
+    this.observer?.snapshotTaken(this.partition, this.applied);
   }
 
   /** Fails requests past their deadline; a write's outcome is then unknown. */

@@ -133,9 +133,11 @@ export class VeloNode implements CacheService {
   private readonly proposalSeconds = new Histogram('velo_proposal_seconds', 'From proposing a command to its apply on the leader.');
   private readonly applySeconds = new Histogram('velo_apply_batch_seconds', 'Time to apply one Ready batch of committed entries.');
   private readonly leaderChanges = new Counter('velo_leader_changes_total', 'Leader changes seen by this node’s replicas.');
+  private readonly snapshots = new Counter('velo_snapshots_total', 'Snapshots taken by this node’s replicas (each deletes the log before it).');
   private readonly observer: GroupObserver = {
     proposalCommitted: (s) => this.proposalSeconds.observe(s),
     applied: (s) => this.applySeconds.observe(s),
+    snapshotTaken: (partition) => this.snapshots.inc({ partition }),
     roleChanged: (partition, soft) => {
       this.leaderChanges.inc({ partition });
       this.log.info({ partition, term: soft.term, leader: soft.leader ? nodeOfMember(soft.leader) : null, role: ROLE_NAMES[soft.role] }, `partition ${partition}: ${soft.leader ? `leader ${soft.leader}` : 'no leader'} in term ${soft.term}`);
@@ -860,6 +862,7 @@ export class VeloNode implements CacheService {
     this.proposalSeconds.render(out);
     this.applySeconds.render(out);
     this.leaderChanges.render(out);
+    this.snapshots.render(out);
     const groups = [...this.loop.all()].map((g) => [{ partition: g.partition }, g.raft.status()] as const);
     renderGauge(out, 'velo_raft_role', 'Role of this node’s replica: 0 follower, 1 pre-candidate, 2 candidate, 3 leader.', groups.map(([l, s]) => [l, s.role]));
     renderGauge(out, 'velo_raft_term', 'Current raft term per partition replica.', groups.map(([l, s]) => [l, s.term]));
