@@ -352,11 +352,9 @@ export class VeloNode implements CacheService {
     let hint: NodeId | null = null;
     let attempt = 0;
     for (;;) {
-      const target: NodeId | null = hint ?? this.leaderNodeOf(req.partition, attempt++);
+      const target: NodeId = hint ?? this.leaderNodeOf(req.partition, attempt++);
       let res: NodeResponse;
-      if (target === null) {
-        res = { ok: false, code: 'unavailable', message: `partition ${req.partition} has no known leader`, retry: 'safe', leader: null };
-      } else if (target === this.id) {
+      if (target === this.id) {
         res = await this.runAsLeader(req);
       } else {
         this.counters.forwarded++;
@@ -385,7 +383,7 @@ export class VeloNode implements CacheService {
    * Where to send a partition's request: its leader as this node's replica
    * knows it; else, in turn, each replica (a non-leader answers with a hint).
    */
-  private leaderNodeOf(partition: number, attempt: number): NodeId | null {
+  private leaderNodeOf(partition: number, attempt: number): NodeId {
     const leader = this.loop.get(partition)?.leader();
     if (leader) return nodeOfMember(leader);
     const replicas = this.placement[partition]!.replicas;
@@ -666,7 +664,7 @@ export class VeloNode implements CacheService {
     const stale = consistency === 'local' ? (r.stale as boolean) : null;
     if (r.found !== true) return { item: null, stale };
     return {
-      item: { value: out.value ?? new Uint8Array(0), contentType: r.contentType as string, version: r.version as string, expiresAt: (r.expiresAt as number | null) ?? null, tags: (r.tags as string[]) ?? [] },
+      item: itemOf(out),
       stale,
     };
   }
@@ -684,7 +682,7 @@ export class VeloNode implements CacheService {
     const out = await this.route({ op: 'lock', partition: this.partitionOf(ref), ref, timeoutMs });
     const r = out.result;
     return {
-      item: { value: out.value ?? new Uint8Array(0), contentType: r.contentType as string, version: r.version as string, expiresAt: (r.expiresAt as number | null) ?? null, tags: (r.tags as string[]) ?? [] },
+      item: itemOf(out),
       handle: r.handle as string,
       lockExpiresAt: r.lockExpiresAt as number,
     };
@@ -887,6 +885,12 @@ export class VeloNode implements CacheService {
     return out;
   }
 
+}
+
+/** The item a response carries: its fields in the header, its value as the body. */
+function itemOf(out: { result: Record<string, unknown>; value: Uint8Array | null }): ItemView {
+  const r = out.result;
+  return { value: out.value ?? new Uint8Array(0), contentType: r.contentType as string, version: r.version as string, expiresAt: (r.expiresAt as number | null) ?? null, tags: (r.tags as string[]) ?? [] };
 }
 
 function isRead(req: NodeRequest): boolean {
