@@ -3,6 +3,7 @@ import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { CacheService } from '../src/node/service.js';
+import { adminRoutes } from './admin.js';
 import { cacheRoutes } from './caches.js';
 import { clusterRoutes, operationsRoutes } from './cluster.js';
 import { installErrorHandler } from './errors.js';
@@ -38,6 +39,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       await v1.register(itemRoutes, { service: opts.service, maxValueBytes: opts.maxValueBytes });
       await v1.register(regionRoutes, { service: opts.service });
       await v1.register(eventRoutes, { service: opts.service });
+      await v1.register(adminRoutes, { service: opts.service, maxValueBytes: opts.maxValueBytes });
     },
     { prefix: '/v1' },
   );

@@ -46,3 +46,5 @@ export type {
 export { SNAPSHOT_FORMAT, SnapshotError } from './snapshot.js';
 export { DEFAULT_CACHE, DEFAULT_SETTINGS } from './partition-state.js';
 export * from './limits.js';
+export { RECORDS_FORMAT, RecordsError, decodePartitionExport, decodeRecords, encodePartitionExport, encodeRecords } from './records.js';
+export type { CacheRecord, ItemRecord, PartitionExport } from './records.js';

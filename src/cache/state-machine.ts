@@ -47,6 +47,7 @@ import type {
   UnlockResult,
 } from './results.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
+import type { CacheRecord, ItemRecord } from './records.js';
 
 function failure<C extends FailureCode>(code: C, message: string): { code: C; message: string } {
   return { code, message };
@@ -416,6 +417,24 @@ export class CacheStateMachine {
       freed += item.bytes;
     }
     return out;
+  }
+
+  /**
+   * The live items at `now` and every cache's settings, as records (backup).
+   * Versions, locks and counters are left out: a restore renumbers versions
+   * and starts unlocked.
+   */
+  exportContent(now: number): { caches: CacheRecord[]; items: ItemRecord[] } {
+    const items: ItemRecord[] = [];
+    for (const cache of this.state.caches.values()) {
+      for (const space of cache.spaces.values()) {
+        for (const it of space.items.values()) {
+          if (!it.isLive(now)) continue;
+          items.push({ cache: cache.name, region: space.region, key: it.key, value: it.value, contentType: it.contentType, expiresAt: it.expiresAt, tags: [...it.tags] });
+        }
+      }
+    }
+    return { caches: this.listCaches(), items };
   }
 
   // ---- snapshots ----

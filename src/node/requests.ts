@@ -16,7 +16,8 @@ export interface Ref {
 }
 
 export type NodeRequest =
-  | { op: 'put'; partition: number; ref: Ref; contentType: string; ttlMs: number | null; tags: string[]; ifMatch: number | null; ifNoneMatch: boolean; lockHandle: string | null; unlock: boolean; value: Uint8Array }
+  /** `expiresAt`, when present, is the item's absolute expiry (a restore keeps instants) and overrides `ttlMs`. */
+  | { op: 'put'; partition: number; ref: Ref; contentType: string; ttlMs: number | null; expiresAt?: number | null; tags: string[]; ifMatch: number | null; ifNoneMatch: boolean; lockHandle: string | null; unlock: boolean; value: Uint8Array }
   | { op: 'get'; partition: number; ref: Ref; consistency: 'strong' | 'local' }
   | { op: 'delete'; partition: number; ref: Ref; ifMatch: number | null; lockHandle: string | null }
   | { op: 'touch'; partition: number; ref: Ref; ttlMs: number }
@@ -30,6 +31,12 @@ export type NodeRequest =
   /** Change events after `after` from any replica (null: just tell the head). */
   | { op: 'events'; partition: number; after: { index: number; seq: number } | null; limit: number }
   | { op: 'stats'; partition: number; cache: string }
+  /**
+   * A partition's content for a backup, in chunks: the leader reads it at a
+   * confirmed committed index (exportId null) and holds it for the chunks
+   * that follow, which go to that node whether or not it still leads.
+   */
+  | { op: 'export'; partition: number; exportId: string | null; offset: number }
   /** A restarted node's new identity asks the leader to make it a member of the partition. */
   | { op: 'join'; partition: number; raftId: string }
   /** Startup: has the asking node been seen under another incarnation? */
@@ -59,7 +66,7 @@ export function encodeRequest(r: NodeRequest): Uint8Array {
 export function decodeRequest(bytes: Uint8Array): NodeRequest {
   const { header, body } = decodeEnvelope(bytes);
   const op = header.op;
-  const known = ['put', 'get', 'delete', 'touch', 'lock', 'unlock', 'listRegion', 'clearRegion', 'putCache', 'dropCache', 'catalog', 'events', 'stats', 'join', 'probe'];
+  const known = ['put', 'get', 'delete', 'touch', 'lock', 'unlock', 'listRegion', 'clearRegion', 'putCache', 'dropCache', 'catalog', 'events', 'stats', 'export', 'join', 'probe'];
   if (typeof op !== 'string' || !known.includes(op)) throw new WireError(`unknown op ${JSON.stringify(op)}`);
   if (typeof header.partition !== 'number' || !Number.isInteger(header.partition)) throw new WireError('partition missing');
   // The sender is a node of this cluster running this code; the API validated the fields.

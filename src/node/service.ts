@@ -30,7 +30,7 @@ export interface PutRequest extends ItemRef {
 }
 
 // The settings and statistics of a cache are the state machine's own types.
-import type { CacheSettings, CacheStats } from '../cache/index.js';
+import type { CacheSettings, CacheStats, ItemRecord } from '../cache/index.js';
 export type { CacheSettings, CacheStats };
 
 export interface ClusterView {
@@ -61,6 +61,10 @@ export interface CacheService {
   putCache(name: string, settings: Partial<CacheSettings>): Promise<{ created: boolean; settings: CacheSettings }>;
   dropCache(name: string): Promise<void>;
   stats(cache: string): Promise<CacheStats>;
+  /** A partition's content for a backup, read by its leader at a confirmed committed index (records.ts export bytes, in chunks). */
+  exportPartition(partition: number): Promise<{ index: number; bytes: number; chunks: AsyncIterable<Uint8Array> }>;
+  /** Upserts items through the write path keeping their expiry instants; reports each failure by its index. */
+  load(items: readonly ItemRecord[]): Promise<{ written: number; failed: { index: number; code: string; message: string; retry: 'safe' | 'indeterminate' | 'no' }[] }>;
   cluster(): ClusterView;
   /** Every partition has a known leader. */
   isReady(): boolean;

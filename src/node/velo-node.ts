@@ -5,8 +5,8 @@
 // connection.
 
 import { randomUUID } from 'node:crypto';
-import { CacheStateMachine, DEFAULT_SETTINGS, encodeCommand } from '../cache/index.js';
-import type { Applied, CacheSettings, Command, ItemView as CacheItem } from '../cache/index.js';
+import { CacheStateMachine, DEFAULT_SETTINGS, encodeCommand, encodePartitionExport } from '../cache/index.js';
+import type { Applied, CacheSettings, Command, ItemRecord, ItemView as CacheItem } from '../cache/index.js';
 import { ConfChangeType, RaftNode, applyConfChange, decodeConfChange } from '../../raft/index.js';
 import type { ConfState, Message, NodeId } from '../../raft/index.js';
 import { pino } from 'pino';
@@ -101,6 +101,19 @@ function toView(item: CacheItem): ItemView {
   return { value: item.value, contentType: item.contentType, version: String(item.version), expiresAt: item.expiresAt, tags: [...item.tags] };
 }
 
+/** A backup's export travels in chunks of this size: far below the transport's frame limit. */
+const EXPORT_CHUNK_BYTES = 4 * 1024 * 1024;
+/** How long an export is held after its last chunk was asked for. */
+const EXPORT_HOLD_MS = 60_000;
+/** Items of one bulk load in flight at once: enough to fill every partition's batches, few enough to bound memory. */
+const LOAD_CONCURRENCY = 512;
+
+interface HeldExport {
+  bytes: Uint8Array;
+  index: number;
+  expiresAt: number;
+}
+
 function failure(r: { code: string; message: string }): VeloError {
   return new VeloError(r.code as never, r.message);
 }
@@ -127,6 +140,8 @@ export class VeloNode implements CacheService {
   private reconcileCountdown = 0;
   /** Partitions with an evict command in flight: one at a time, so the same items are not chosen twice. */
   private readonly evicting = new Set<number>();
+  /** Partition exports this node read as leader, held for their chunks (see the 'export' request). */
+  private readonly exports = new Map<string, HeldExport>();
   private closed = false;
   private readonly counters = { requests: 0, forwarded: 0, proposals: 0, reads: 0, errors: 0 };
   private readonly httpRequests = new Counter('velo_http_requests_total', 'HTTP requests answered, by route and status.');
@@ -346,10 +361,10 @@ export class VeloNode implements CacheService {
   // ---------------------------------------------------------------- routing
 
   /** Runs a request at the partition's leader, forwarding and retrying until the request deadline. */
-  private async route(req: NodeRequest): Promise<{ result: Record<string, unknown>; value: Uint8Array | null }> {
+  private async route(req: NodeRequest, firstTarget: NodeId | null = null): Promise<{ result: Record<string, unknown>; value: Uint8Array | null }> {
     this.counters.requests++;
     const deadline = Date.now() + this.o.requestTimeoutMs;
-    let hint: NodeId | null = null;
+    let hint: NodeId | null = firstTarget;
     let attempt = 0;
     for (;;) {
       const target: NodeId = hint ?? this.leaderNodeOf(req.partition, attempt++);
@@ -396,6 +411,7 @@ export class VeloNode implements CacheService {
     if (!g) return { ok: false, code: 'unavailable', message: `${this.id} holds no replica of partition ${req.partition}`, retry: 'safe', leader: this.placement[req.partition]?.replicas[0] ?? null };
     if (req.op === 'get' && req.consistency === 'local') return this.localRead(g, req.ref);
     if (req.op === 'events') return this.localEvents(g.partition, req.after, req.limit);
+    if (req.op === 'export' && req.exportId !== null) return this.exportChunk(req.exportId, req.offset);
     if (!g.isLeader()) {
       const leader = g.leader();
       return { ok: false, code: 'unavailable', message: `${this.id} does not lead partition ${req.partition}`, retry: 'safe', leader: leader === null ? null : nodeOfMember(leader) };
@@ -439,9 +455,11 @@ export class VeloNode implements CacheService {
         const settings = sm.cacheSettings(req.ref.cache);
         if (!settings) throw new VeloError('cache_not_found', `no cache "${req.ref.cache}"`);
         const ttl = req.ttlMs ?? (settings.defaultTtlMs > 0 ? settings.defaultTtlMs : null);
+        const expiresAt = req.expiresAt !== undefined ? req.expiresAt : ttl === null ? null : now + ttl;
+        if (expiresAt !== null && expiresAt <= now) throw new VeloError('bad_request', `expiresAt ${expiresAt} is not in the future (the leader's clock reads ${now})`);
         const condition = req.ifNoneMatch ? { kind: 'ifNoneMatch' as const } : req.ifMatch !== null ? { kind: 'ifMatch' as const, version: req.ifMatch } : { kind: 'none' as const };
         const { result } = await propose({
-          type: 'put', ...req.ref, value: req.value, contentType: req.contentType, expiresAt: ttl === null ? null : now + ttl,
+          type: 'put', ...req.ref, value: req.value, contentType: req.contentType, expiresAt,
           tags: req.tags, condition, lockHandle: req.lockHandle, unlock: req.unlock, now,
         });
         if (result.code !== 'ok') throw failure(result);
@@ -522,6 +540,18 @@ export class VeloNode implements CacheService {
         if (!stats) throw new VeloError('cache_not_found', `no cache "${req.cache}"`);
         return { result: { ...stats }, value: null };
       }
+      case 'export': {
+        // Read once the ReadIndex is applied: the content holds every write committed before the request.
+        const held = await g.read(() => {
+          const sm = this.state(g);
+          const index = sm.appliedIndex;
+          return { index, bytes: encodePartitionExport({ partition: g.partition, index, ...sm.exportContent(Date.now()) }), expiresAt: 0 };
+        }, deadline);
+        const exportId = randomUUID();
+        this.exports.set(exportId, held);
+        const out = unwrap(this.exportChunk(exportId, 0));
+        return { result: { ...out.result, exportId }, value: out.value };
+      }
       case 'join': {
         const wanted = this.joinRequests.get(g.partition) ?? new Map<NodeId, string>();
         wanted.set(nodeOfMember(req.raftId), req.raftId);
@@ -541,6 +571,7 @@ export class VeloNode implements CacheService {
     const waiters = this.tickWaiters;
     this.tickWaiters = [];
     for (const w of waiters) w();
+    for (const [id, e] of this.exports) if (e.expiresAt !== 0 && e.expiresAt <= now) this.exports.delete(id);
     if (--this.reconcileCountdown > 0) return;
     this.reconcileCountdown = Math.max(1, Math.round(200 / this.o.tickMs));
     for (const g of this.loop.all()) {
@@ -708,6 +739,78 @@ export class VeloNode implements CacheService {
   async clearRegion(cache: string, region: string): Promise<{ removed: number }> {
     const out = await this.route({ op: 'clearRegion', partition: partitionOf(this.o.partitions, cache, region, ''), cache, region });
     return { removed: out.result.removed as number };
+  }
+
+  /** A chunk of an export this node holds; an unknown id means it expired or this node restarted since. */
+  private exportChunk(exportId: string, offset: number): NodeResponse {
+    const now = Date.now();
+    for (const [id, e] of this.exports) if (e.expiresAt !== 0 && e.expiresAt <= now) this.exports.delete(id);
+    const held = this.exports.get(exportId);
+    if (!held) return { ok: false, code: 'unavailable', message: `export ${exportId} is no longer held by ${this.id} (expired, or the node restarted): export the partition again`, retry: 'no', leader: null };
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > held.bytes.length) {
+      return { ok: false, code: 'bad_request', message: `offset ${offset} is outside the export's ${held.bytes.length} bytes`, retry: 'no', leader: null };
+    }
+    const end = Math.min(held.bytes.length, offset + EXPORT_CHUNK_BYTES);
+    if (end === held.bytes.length) this.exports.delete(exportId);
+    else held.expiresAt = now + EXPORT_HOLD_MS;
+    return { ok: true, result: { index: held.index, total: held.bytes.length, holder: this.id }, value: held.bytes.subarray(offset, end) };
+  }
+
+  /**
+   * A partition's live content and cache settings for a backup (API.md
+   * extension "Backup and bulk load"), read by its leader at a confirmed
+   * committed index: it holds every write acknowledged before the call.
+   * The bytes (records.ts, a partition export) come in chunks.
+   */
+  async exportPartition(partition: number): Promise<{ index: number; bytes: number; chunks: AsyncIterable<Uint8Array> }> {
+    if (!Number.isSafeInteger(partition) || partition < 0 || partition >= this.o.partitions) {
+      throw new VeloError('bad_request', `partition must be 0–${this.o.partitions - 1}, got ${partition}`);
+    }
+    const first = await this.route({ op: 'export', partition, exportId: null, offset: 0 });
+    const { index, total, holder, exportId } = first.result as { index: number; total: number; holder: NodeId; exportId: string };
+    const head = first.value ?? new Uint8Array(0);
+    const more = async function* (this: VeloNode): AsyncGenerator<Uint8Array> {
+      yield head;
+      for (let offset = head.length; offset < total; ) {
+        const out = await this.route({ op: 'export', partition, exportId, offset }, holder);
+        const chunk = out.value ?? new Uint8Array(0);
+        if (chunk.length === 0) throw new VeloError('internal', `export of partition ${partition} stalled at byte ${offset} of ${total}`);
+        offset += chunk.length;
+        yield chunk;
+      }
+    };
+    return { index, bytes: total, chunks: more.call(this) };
+  }
+
+  /**
+   * Upserts items through the normal write path (one command each, proposed
+   * by their partitions' leaders), keeping absolute expiry instants: the bulk
+   * half of restore. Each item's outcome is reported; nothing is retried here.
+   */
+  async load(items: readonly ItemRecord[]): Promise<{ written: number; failed: { index: number; code: string; message: string; retry: 'safe' | 'indeterminate' | 'no' }[] }> {
+    const failed: { index: number; code: string; message: string; retry: 'safe' | 'indeterminate' | 'no' }[] = [];
+    let written = 0;
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length) {
+        const i = next++;
+        const it = items[i]!;
+        const ref = { cache: it.cache, region: it.region, key: it.key };
+        try {
+          await this.route({
+            op: 'put', partition: this.partitionOf(ref), ref, contentType: it.contentType, ttlMs: null, expiresAt: it.expiresAt, tags: it.tags,
+            ifMatch: null, ifNoneMatch: false, lockHandle: null, unlock: false, value: it.value,
+          });
+          written++;
+        } catch (e) {
+          const err = e instanceof VeloError ? e : new VeloError('internal', String(e));
+          failed.push({ index: i, code: err.code, message: err.message, retry: err instanceof NotApplied ? 'safe' : err.code === 'unavailable' || err.code === 'timeout' ? 'indeterminate' : 'no' });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(LOAD_CONCURRENCY, items.length) }, worker));
+    failed.sort((a, b) => a.index - b.index);
+    return { written, failed };
   }
 
   /** Change events of this replica of `partition` after `after` (null: only its head). */
@@ -894,7 +997,7 @@ function itemOf(out: { result: Record<string, unknown>; value: Uint8Array | null
 }
 
 function isRead(req: NodeRequest): boolean {
-  return req.op === 'get' || req.op === 'events' || req.op === 'catalog' || req.op === 'stats' || req.op === 'listRegion';
+  return req.op === 'export' || req.op === 'get' || req.op === 'events' || req.op === 'catalog' || req.op === 'stats' || req.op === 'listRegion';
 }
 
 function unwrap(res: NodeResponse): { result: Record<string, unknown>; value: Uint8Array | null } {
