@@ -129,6 +129,15 @@ export class Writer {
   }
 }
 
+/**
+ * A copy of `b` in its own ArrayBuffer. Not `b.slice()`: on a Node Buffer
+ * that is a view, which would pin the whole buffer it came from (a request
+ * body, a snapshot) for as long as the copy lives.
+ */
+export function copyBytes(b: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(b);
+}
+
 /** Reads what Writer wrote; every read checks bounds and throws DecodeError. */
 export class Reader {
   private pos = 0;

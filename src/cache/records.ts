@@ -15,7 +15,7 @@
 // Integrity is the carrier's business (the backup file checksums every
 // section; HTTP bodies ride on TCP): decoding checks structure and limits.
 
-import { DecodeError, Reader, Writer } from './bytes.js';
+import { DecodeError, copyBytes, Reader, Writer } from './bytes.js';
 import type { CacheSettings } from './commands.js';
 import { MAX_CACHES, MAX_CONTENT_TYPE_BYTES, MAX_NAME_BYTES, MAX_TAGS_PER_ITEM, MAX_VALUE_BYTES } from './limits.js';
 import { CommandError, checkName, checkSettings, checkTags } from './validate.js';
@@ -88,7 +88,7 @@ function readItem(r: Reader): ItemRecord {
   for (let i = 0; i < nt; i++) tags.push(r.string('tag', MAX_NAME_BYTES));
   checkTags(region, tags);
   // A copy: a view would pin the whole body for as long as the item lives.
-  const value = r.bytes('value', MAX_VALUE_BYTES).slice();
+  const value = copyBytes(r.bytes('value', MAX_VALUE_BYTES));
   return { cache, region, key, value, contentType, expiresAt, tags };
 }
 

@@ -14,7 +14,7 @@
 // on restore, recency is rebuilt oldest version first, which is the order
 // puts alone would have made.
 
-import { DecodeError, Reader, Writer, crc32 } from './bytes.js';
+import { DecodeError, copyBytes, Reader, Writer, crc32 } from './bytes.js';
 import type { CacheSettings } from './commands.js';
 import { CommandError, checkName, checkSettings, checkTags } from './validate.js';
 import { MAX_CACHES, MAX_CONTENT_TYPE_BYTES, MAX_LOCK_HANDLE_BYTES, MAX_NAME_BYTES, MAX_TAGS_PER_ITEM, MAX_VALUE_BYTES } from './limits.js';
@@ -92,7 +92,7 @@ function readItem(r: Reader, s: PartitionState, region: string | null, versions:
   const key = r.string('key', MAX_NAME_BYTES);
   checkName('key', key);
   // A copy: a view would pin the whole snapshot buffer for as long as any item lives.
-  const value = r.bytes('value', MAX_VALUE_BYTES).slice();
+  const value = copyBytes(r.bytes('value', MAX_VALUE_BYTES));
   const contentType = r.string('content type', MAX_CONTENT_TYPE_BYTES);
   if (contentType.length === 0) corrupt('empty content type');
   const version = r.uvarint('version');

@@ -25,6 +25,7 @@ import {
   type TouchCommand,
   type UnlockCommand,
 } from './commands.js';
+import { copyBytes } from './bytes.js';
 import { MAX_CACHES, MAX_ITEMS_PER_COMMAND } from './limits.js';
 import { DEFAULT_CACHE, DEFAULT_SETTINGS, Item, itemBytes, PartitionState, type CacheState, type Lock } from './partition-state.js';
 import type {
@@ -179,7 +180,7 @@ export class CacheStateMachine {
     }
     const content = {
       // A copy: the command's value may be a view into a larger buffer (a log entry, a network frame) that must not be pinned.
-      value: c.value.slice(),
+      value: copyBytes(c.value),
       contentType: c.contentType,
       version: index,
       expiresAt: c.expiresAt,
