@@ -19,6 +19,8 @@ export interface StartFlags {
   requestTimeoutMs: number;
   /** Log entries a partition keeps before it snapshots and deletes them. */
   snapshotEntries: number;
+  /** ... or once the entries since its last snapshot hold this many bytes. */
+  snapshotBytes: number;
   clusterId: string;
   logLevel: LogLevel;
   /** LevelDB persistence under this directory; null: memory only. */
@@ -35,6 +37,7 @@ const SPEC = {
   'max-value-bytes': 'value',
   'request-timeout-ms': 'value',
   'snapshot-entries': 'value',
+  'snapshot-bytes': 'value',
   'cluster-id': 'value',
   'log-level': 'value',
   'data-dir': 'value',
@@ -82,6 +85,7 @@ export function parseStartFlags(argv: string[]): StartFlags {
     maxValueBytes: intFlag(flags, 'max-value-bytes', DEFAULT_MAX_VALUE_BYTES, 1, 64 << 20),
     requestTimeoutMs: intFlag(flags, 'request-timeout-ms', 5000, 10, 600_000),
     snapshotEntries: intFlag(flags, 'snapshot-entries', 10_000, 10, 10_000_000),
+    snapshotBytes: intFlag(flags, 'snapshot-bytes', 64 << 20, 1024, 2 ** 32),
     clusterId: flags.get('cluster-id') ?? 'velo',
     logLevel: logLevelFlag(flags, 'info'),
     dataDir: dataDir ?? null,
@@ -121,6 +125,7 @@ export async function start(argv: string[]): Promise<number> {
     replicas: flags.replicas,
     requestTimeoutMs: flags.requestTimeoutMs,
     snapshotEveryEntries: flags.snapshotEntries,
+    snapshotEveryBytes: flags.snapshotBytes,
     clusterId: flags.clusterId,
     logger,
     ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),

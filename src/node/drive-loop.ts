@@ -2,10 +2,11 @@
 // ticks all groups; inputs (messages, proposals, reads) only mark work to
 // do, and one pass — scheduled once per event-loop turn — handles every
 // group's Ready, then flushes the transport once. No timer per group or per
-// request.
+// request. Snapshots are taken between passes (snapshot-scheduler.ts).
 
 import type { Message, Ready } from '../../raft/index.js';
 import type { Group } from './group.js';
+import { SnapshotScheduler } from './snapshot-scheduler.js';
 
 export interface DriveLoopOptions {
   tickMs: number;
@@ -22,15 +23,29 @@ export interface DriveLoopOptions {
   commit?: () => Promise<void>;
   /** A failed commit: memory is ahead of the disk, and the node must stop. */
   onFatal?: (err: unknown) => void;
+  /** Runs `fn` on a later turn of the event loop; setImmediate unless a test steps the turns itself. */
+  defer?: (fn: () => void) => void;
 }
 
 export class DriveLoop {
   private timer: NodeJS.Timeout | null = null;
   private scheduled = false;
   private running = false;
+  private stopped = false;
   private readonly groups = new Map<number, Group>();
+  private readonly defer: (fn: () => void) => void;
+  private readonly snapshots: SnapshotScheduler<Group>;
 
-  constructor(private readonly opts: DriveLoopOptions) {}
+  constructor(private readonly opts: DriveLoopOptions) {
+    this.defer = opts.defer ?? setImmediate;
+    this.snapshots = new SnapshotScheduler<Group>({
+      groups: () => this.groups.values(),
+      busy: () => this.running || this.stopped,
+      take: (g) => this.takeSnapshot(g),
+      resumePass: () => this.schedule(),
+      defer: this.defer,
+    });
+  }
 
   add(group: Group): void {
     this.groups.set(group.partition, group);
@@ -51,12 +66,14 @@ export class DriveLoop {
   }
 
   start(): void {
+    this.stopped = false;
     if (this.timer) return;
     this.timer = setInterval(() => this.tick(), this.opts.tickMs);
     this.timer.unref?.();
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
   }
@@ -73,7 +90,7 @@ export class DriveLoop {
   schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => {
+    this.defer(() => {
       this.scheduled = false;
       this.pass();
     });
@@ -82,6 +99,7 @@ export class DriveLoop {
   /** Handles every group's Ready: persist all (one sync), then send, apply and advance. */
   pass(): void {
     if (this.running) return;
+    if (this.snapshots.holdPass()) return;
     this.running = true;
     const commit = this.opts.commit;
     if (!commit) {
@@ -91,6 +109,7 @@ export class DriveLoop {
       } finally {
         this.running = false;
       }
+      this.snapshots.passDone();
       this.rescheduleIfReady();
       return;
     }
@@ -111,8 +130,31 @@ export class DriveLoop {
       } finally {
         this.running = false;
       }
+      this.snapshots.passDone();
       this.rescheduleIfReady();
     })();
+  }
+
+  /**
+   * A snapshot turn's work. With LevelDB the snapshot and the deletion of the
+   * log before it are one staged batch (a crash keeps the old snapshot and
+   * the whole log, or the new one and the rest); it is committed at once, in
+   * its own sync, rather than swelling the next pass's.
+   */
+  private takeSnapshot(g: Group): void {
+    try {
+      g.takeSnapshot();
+    } catch (err) {
+      this.fatal(err);
+      return;
+    }
+    this.opts.commit?.().catch((err: unknown) => this.fatal(err));
+  }
+
+  private fatal(err: unknown): void {
+    this.stop();
+    if (!this.opts.onFatal) throw err;
+    this.opts.onFatal(err);
   }
 
   /**

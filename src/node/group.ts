@@ -24,6 +24,16 @@ export interface GroupStateMachine {
   restore(data: Uint8Array, index: number): void;
 }
 
+/**
+ * When a group's log is long enough to snapshot: once either many entries or
+ * many bytes of commands were applied since its last snapshot (a few large
+ * values fill memory long before 10,000 entries do).
+ */
+export interface SnapshotPolicy {
+  everyEntries: number;
+  everyBytes: number;
+}
+
 /** What a group reports as it runs: latencies for metrics, leader changes for logs. */
 export interface GroupObserver {
   proposalCommitted(seconds: number): void;
@@ -61,6 +71,8 @@ export class Group {
   private readsAwaitingApply: { index: number; id: number }[] = [];
   private nextReadId = 1;
   private applied: number;
+  /** Command bytes applied since the last snapshot; with the entry count, what makes a snapshot due. */
+  private appliedBytesSinceSnapshot = 0;
   /** Asks the drive loop for a pass: set by the loop that runs this group. */
   wake: () => void = () => {};
 
@@ -69,8 +81,8 @@ export class Group {
     readonly raft: RaftNode,
     readonly storage: GroupStorage,
     readonly sm: GroupStateMachine,
-    /** Log entries kept after a snapshot before the next one is taken. */
-    private readonly snapshotEveryEntries: number,
+    /** How long the log may grow past a snapshot before the next one is due. */
+    private readonly snapshotPolicy: SnapshotPolicy,
     private readonly observer: GroupObserver | null = null,
   ) {
     this.applied = storage.snapshot().metadata.index;
@@ -126,6 +138,7 @@ export class Group {
     if (rd.snapshot) {
       this.sm.restore(rd.snapshot.data, rd.snapshot.metadata.index);
       this.applied = rd.snapshot.metadata.index;
+      this.appliedBytesSinceSnapshot = 0;
       // Proposals at or below the snapshot can no longer be matched to results.
       for (const [index, p] of this.proposals) {
         if (index <= this.applied) {
@@ -138,6 +151,7 @@ export class Group {
     for (const e of rd.committedEntries) {
       const result = e.type === 0 && e.data.length > 0 ? this.sm.apply(e.index, e.data) : undefined;
       this.applied = e.index;
+      this.appliedBytesSinceSnapshot += e.data.length;
       const p = this.proposals.get(e.index);
       if (p) {
         this.proposals.delete(e.index);
@@ -154,7 +168,6 @@ export class Group {
     this.serveReads();
     if (rd.softState && rd.softState.role !== Role.Leader) this.failReads('this replica stopped leading the partition');
     this.raft.advance();
-    this.maybeSnapshot();
   }
 
   private serveReads(): void {
@@ -180,11 +193,30 @@ export class Group {
     this.readsAwaitingApply = [];
   }
 
-  private maybeSnapshot(): void {
-    const snapIndex = this.storage.snapshot().metadata.index;
-    if (this.applied - snapIndex < this.snapshotEveryEntries) return;
-    this.storage.createSnapshot(this.applied, this.raft.appliedConfState(), this.sm.snapshot());
-    this.observer?.snapshotTaken(this.partition, this.applied);
+  /**
+   * How far the log has grown past its snapshot, as a share of the policy's
+   * limit (the larger of entries and bytes): 1 or more means a snapshot is due,
+   * and the drive loop snapshots the group with the largest first.
+   */
+  snapshotUrgency(): number {
+    const entries = this.applied - this.storage.snapshot().metadata.index;
+    if (entries <= 0) return 0;
+    return Math.max(entries / this.snapshotPolicy.everyEntries, this.appliedBytesSinceSnapshot / this.snapshotPolicy.everyBytes);
+  }
+
+  /**
+   * Snapshots the applied state at the applied index and drops the log up to
+   * it. Only between drive-loop passes: during one, the state machine may be
+   * ahead of the raft core's applied index (or the core ahead of the state).
+   */
+  takeSnapshot(): void {
+    const index = this.applied;
+    if (index <= this.storage.snapshot().metadata.index) return;
+    const raftApplied = this.raft.status().applied;
+    if (raftApplied !== index) throw new Error(`partition ${this.partition}: snapshot at applied index ${index}, but the raft core has applied ${raftApplied}`);
+    this.storage.createSnapshot(index, this.raft.appliedConfState(), this.sm.snapshot());
+    this.appliedBytesSinceSnapshot = 0;
+    this.observer?.snapshotTaken(this.partition, index);
   }
 
   /** Fails requests past their deadline; a write's outcome is then unknown. */

@@ -43,6 +43,8 @@ export interface VeloNodeOptions {
   heartbeatTicks?: number;
   requestTimeoutMs?: number;
   snapshotEveryEntries?: number;
+  /** A partition also snapshots once the entries applied since its last snapshot hold this many bytes. */
+  snapshotEveryBytes?: number;
   /**
    * With a data directory, every group's hard state, log and snapshots live in
    * one LevelDB there (group commit: one sync per drive-loop pass), and the
@@ -66,6 +68,7 @@ const DEFAULTS = {
   heartbeatTicks: 2,
   requestTimeoutMs: 5000,
   snapshotEveryEntries: 10_000,
+  snapshotEveryBytes: 64 << 20,
   eventLogCapacity: DEFAULT_EVENT_LOG_CAPACITY,
 };
 
@@ -312,7 +315,7 @@ export class VeloNode implements CacheService {
       // A recovered group resumes from its snapshot; the log after it is applied again as committed entries.
       if (snap.metadata.index > 0 && snap.data.length > 0) state.restore(snap.data, snap.metadata.index);
       this.states.set(p.id, state);
-      this.loop.add(new Group(p.id, raft, storage, state, this.o.snapshotEveryEntries, this.observer));
+      this.loop.add(new Group(p.id, raft, storage, state, { everyEntries: this.o.snapshotEveryEntries, everyBytes: this.o.snapshotEveryBytes }, this.observer));
     }
   }
 
@@ -631,7 +634,7 @@ export class VeloNode implements CacheService {
       if (!isVoter && !isLearner) {
         // The learner must take the group from a snapshot: make sure there is one past the bootstrap.
         if (g.storage.snapshot().metadata.index === 0 && st.applied > 0) {
-          g.storage.createSnapshot(st.applied, g.raft.appliedConfState(), this.states.get(g.partition)!.snapshot());
+          g.takeSnapshot();
         }
         change = { type: ConfChangeType.AddLearner, node: member };
       } else if (isLearner) {
@@ -979,13 +982,6 @@ export class VeloNode implements CacheService {
   /** The port the transport listens on (useful with port 0). */
   get raftPort(): number {
     return this.transport.port;
-  }
-
-  /** Test hook: every local replica's applied state, for comparing replicas. */
-  replicaDigest(): Map<number, { applied: number; leader: boolean; snapshot: Uint8Array }> {
-    const out = new Map<number, { applied: number; leader: boolean; snapshot: Uint8Array }>();
-    for (const g of this.loop.all()) out.set(g.partition, { applied: g.raft.status().applied, leader: g.isLeader(), snapshot: this.state(g).snapshot() });
-    return out;
   }
 
 }
