@@ -19,6 +19,8 @@ export interface AdminOptions {
   maxValueBytes: number;
 }
 
+const partitionParams = { type: 'object', required: ['partition'], properties: { partition: { type: 'string', pattern: '^(0|[1-9][0-9]{0,5})$' } } } as const;
+
 type LoadFailure = { index: number; code: string; message: string; retry: 'safe' | 'indeterminate' | 'no' };
 
 export async function adminRoutes(app: FastifyInstance, opts: AdminOptions): Promise<void> {
@@ -32,7 +34,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminOptions): Pro
 
   app.get(
     '/admin/partitions/:partition/export',
-    { schema: { params: { type: 'object', required: ['partition'], properties: { partition: { type: 'string', pattern: '^(0|[1-9][0-9]{0,5})$' } } } } },
+    { schema: { params: partitionParams } },
     async (req, reply) => {
       const partition = Number((req.params as { partition: string }).partition);
       const out = await service.exportPartition(partition);
@@ -43,6 +45,14 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminOptions): Pro
       return reply.send(Readable.from(out.chunks, { objectMode: false }));
     },
   );
+
+  // Answered by the receiving node's own replica, leader or not: for comparing replicas.
+  app.get('/admin/partitions/:partition/digest', { schema: { params: partitionParams } }, async (req) => {
+    const partition = Number((req.params as { partition: string }).partition);
+    const d = service.partitionDigest(partition);
+    if (!d) throw new VeloError('not_found', `no replica of partition ${partition} on this node`);
+    return d;
+  });
 
   app.post('/admin/load', async (req) => {
     if (!(req.body instanceof Buffer)) throw new VeloError('bad_request', `a load needs a ${RECORDS_CONTENT_TYPE} body`);

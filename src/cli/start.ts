@@ -25,6 +25,8 @@ export interface StartFlags {
   logLevel: LogLevel;
   /** LevelDB persistence under this directory; null: memory only. */
   dataDir: string | null;
+  /** TEST ONLY: strong reads from the local replica (stale), for proving the fault harness catches them. */
+  unsafeStaleStrongReads: boolean;
 }
 
 const SPEC = {
@@ -42,6 +44,7 @@ const SPEC = {
   'log-level': 'value',
   'data-dir': 'value',
   join: 'value',
+  'unsafe-stale-strong-reads-for-testing': 'switch',
 } as const;
 
 function hostPort(flag: string, addr: string): string {
@@ -89,6 +92,7 @@ export function parseStartFlags(argv: string[]): StartFlags {
     clusterId: flags.get('cluster-id') ?? 'velo',
     logLevel: logLevelFlag(flags, 'info'),
     dataDir: dataDir ?? null,
+    unsafeStaleStrongReads: flags.has('unsafe-stale-strong-reads-for-testing'),
   };
 }
 
@@ -129,7 +133,9 @@ export async function start(argv: string[]): Promise<number> {
     clusterId: flags.clusterId,
     logger,
     ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
+    unsafeStaleStrongReads: flags.unsafeStaleStrongReads,
   });
+  if (flags.unsafeStaleStrongReads) logger.warn('--unsafe-stale-strong-reads-for-testing: strong reads are NOT linearizable on this node (a test switch)');
   const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger });
   const [host, port] = splitHostPort(flags.http);
   try {

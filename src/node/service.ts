@@ -65,6 +65,8 @@ export interface CacheService {
   exportPartition(partition: number): Promise<{ index: number; bytes: number; chunks: AsyncIterable<Uint8Array> }>;
   /** Upserts items through the write path keeping their expiry instants; reports each failure by its index. */
   load(items: readonly ItemRecord[]): Promise<{ written: number; failed: { index: number; code: string; message: string; retry: 'safe' | 'indeterminate' | 'no' }[] }>;
+  /** This node's replica of a partition: applied index and a digest of its state (null: no replica here). */
+  partitionDigest(partition: number): { node: string; partition: number; applied: number; digest: string } | null;
   cluster(): ClusterView;
   /** Every partition has a known leader. */
   isReady(): boolean;

@@ -5,6 +5,7 @@
 // connection.
 
 import { randomUUID } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import { CacheStateMachine, DEFAULT_SETTINGS, encodeCommand, encodePartitionExport } from '../cache/index.js';
 import type { Applied, CacheSettings, Command, ItemRecord, ItemView as CacheItem } from '../cache/index.js';
 import { ConfChangeType, RaftNode, applyConfChange, decodeConfChange } from '../../raft/index.js';
@@ -57,6 +58,12 @@ export interface VeloNodeOptions {
   eventLogCapacity?: number;
   /** Structured logs (pino, as Fastify's); silent if absent. */
   logger?: Logger;
+  /**
+   * TEST ONLY, UNSAFE: strong reads are served from the receiving node's
+   * replica, as a broken implementation would. The fault harness must catch
+   * the stale reads this allows (test/fault).
+   */
+  unsafeStaleStrongReads?: boolean;
 }
 
 const DEFAULTS = {
@@ -70,6 +77,7 @@ const DEFAULTS = {
   snapshotEveryEntries: 10_000,
   snapshotEveryBytes: 64 << 20,
   eventLogCapacity: DEFAULT_EVENT_LOG_CAPACITY,
+  unsafeStaleStrongReads: false,
 };
 
 /** Raft member ids: the node id for the first incarnation, `id@incarnation` after a memory-losing restart. */
@@ -692,7 +700,7 @@ export class VeloNode implements CacheService {
 
   async get(ref: ItemRef, consistency: Consistency): Promise<{ item: ItemView | null; stale: boolean | null }> {
     const partition = this.partitionOf(ref);
-    const local = consistency === 'local' ? this.loop.get(partition) : undefined;
+    const local = consistency === 'local' || this.o.unsafeStaleStrongReads ? this.loop.get(partition) : undefined;
     const out = local ? unwrap(this.localRead(local, ref)) : await this.route({ op: 'get', partition, ref, consistency });
     const r = out.result;
     const stale = consistency === 'local' ? (r.stale as boolean) : null;
@@ -742,6 +750,19 @@ export class VeloNode implements CacheService {
   async clearRegion(cache: string, region: string): Promise<{ removed: number }> {
     const out = await this.route({ op: 'clearRegion', partition: partitionOf(this.o.partitions, cache, region, ''), cache, region });
     return { removed: out.result.removed as number };
+  }
+
+  /**
+   * This node's replica of a partition, summarised so replicas can be
+   * compared (fault tests): its applied index and the CRC-32 of its state.
+   * Replicas that applied the same log have byte-identical snapshots, so
+   * equal digests at equal indexes mean equal states. null: no replica here.
+   */
+  partitionDigest(partition: number): { node: NodeId; partition: number; applied: number; digest: string } | null {
+    const st = this.states.get(partition);
+    if (!st) return null;
+    const bytes = st.sm.snapshot();
+    return { node: this.id, partition, applied: st.sm.appliedIndex, digest: crc32(bytes).toString(16).padStart(8, '0') };
   }
 
   /** A chunk of an export this node holds; an unknown id means it expired or this node restarted since. */

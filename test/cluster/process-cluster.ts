@@ -6,8 +6,10 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { TcpProxy } from './tcp-proxy.js';
 
-// Vitest runs this file from test/cluster/; `npm test` builds dist/ first.
-const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
+// Vitest runs this file from test/cluster/ (`npm test` builds dist/ first);
+// `npm run torture` runs its compiled copy from dist/test/cluster/.
+const COMPILED = /[\\/]dist[\\/]test[\\/]cluster[\\/][^\\/]+$/.test(fileURLToPath(import.meta.url));
+const MAIN = fileURLToPath(new URL(COMPILED ? '../../src/main.js' : '../../dist/src/main.js', import.meta.url));
 
 /** A free TCP port on loopback, as the kernel hands it out. */
 export async function freePort(): Promise<number> {
@@ -64,6 +66,22 @@ export class ProcessCluster {
 
   heal(): void {
     for (const proxy of this.proxies.values()) proxy.heal();
+  }
+
+  /** The proxy of the directed link from→to (needs `proxied`). */
+  link(from: string, to: string): TcpProxy {
+    const p = this.proxies.get(`${from}>${to}`);
+    if (!p) throw new Error(`no proxy for ${from}>${to}: start the cluster with proxied`);
+    return p;
+  }
+
+  /** SIGSTOP: the process freezes, its sockets stay open (a long GC pause, a stalled VM). */
+  pause(id: string): void {
+    this.node(id).proc?.kill('SIGSTOP');
+  }
+
+  resume(id: string): void {
+    this.node(id).proc?.kill('SIGCONT');
   }
 
   url(id: string, path: string): string {

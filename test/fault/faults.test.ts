@@ -1,0 +1,62 @@
+// Property-based failure tests on real processes (Jepsen-style): fast-check
+// generates fault schedules — kill -9 of a node, a leader or a majority,
+// SIGSTOP pauses, halves, an isolated leader, a bridge, one-way links, slow
+// links — and client mixes; each schedule runs against a fresh cluster of
+// real Velo processes behind a proxy on every link, and must leave a
+// linearizable history, one leader per partition and converged replicas.
+//
+// Budget in `npm test`: a fixed number of seeded schedules per shape (about
+// four minutes on two cores; the issue allows eight); `npm run torture -- --minutes N` runs more.
+// A failure prints the fast-check seed and the saved schedule's replay command.
+
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { faultProperty, shapeName } from './property.js';
+import type { PropertyTally, Shape } from './property.js';
+import { runSchedule } from './run.js';
+import type { Schedule } from './schedule.js';
+
+const FAILURES = fileURLToPath(new URL('../../fault-failures', import.meta.url));
+const log = (line: string) => process.stdout.write(`${line}\n`);
+/** After a failure, fast-check shrinks the schedule (each step a real run) for at most this long. */
+const SHRINK_MS = 5 * 60_000;
+
+const BUDGET: { shape: Shape; runs: number; seed: number }[] = [
+  { shape: { nodes: 3, persistent: false }, runs: 8, seed: 301 },
+  { shape: { nodes: 3, persistent: true }, runs: 6, seed: 302 },
+  { shape: { nodes: 5, persistent: false }, runs: 5, seed: 501 },
+  { shape: { nodes: 5, persistent: true }, runs: 5, seed: 502 },
+];
+
+describe('fault schedules on real clusters', () => {
+  for (const { shape, runs, seed } of BUDGET) {
+    test(`${shapeName(shape)}: ${runs} schedules keep histories linearizable, one leader per partition, replicas converged`, async () => {
+      const tally: PropertyTally = { runs: 0, ops: 0, seconds: 0, failures: [] };
+      const out = await fc.check(faultProperty(shape, { log, failuresDir: FAILURES, tally }), { seed, numRuns: runs, interruptAfterTimeLimit: 60_000 * runs + SHRINK_MS });
+      log(`${shapeName(shape)}: ${tally.runs} schedules, ${tally.ops} operations checked in ${tally.seconds.toFixed(0)} s`);
+      // The smallest failing schedule is the last one recorded.
+      expect(out.failed ? `seed ${seed} (fast-check path ${out.counterexamplePath}, ${out.numShrinks} shrinks):\n${tally.failures.at(-1)}` : null).toBeNull();
+      expect(tally.ops).toBeGreaterThan(runs * 100);
+    }, 60_000 * runs + SHRINK_MS + 60_000);
+  }
+});
+
+describe('the harness itself', () => {
+  test('finds the stale reads of nodes that serve strong reads from their own replica (a test-only switch)', async () => {
+    // A leader cut off for 4 s keeps serving its frozen replica while the majority moves on.
+    const schedule: Schedule = {
+      nodes: 3,
+      persistent: false,
+      partitions: 4,
+      clients: 6,
+      keys: 2,
+      mix: { read: 3, write: 2, cas: 0, delete: 0 },
+      clientSeed: 1,
+      phases: [{ fault: { kind: 'isolateLeader', partition: 0 }, durationMs: 4000, quietMs: 500 }],
+    };
+    const r = await runSchedule(schedule, { unsafeStaleReads: true, log });
+    expect(r.ok).toBe(false);
+    expect(r.failure).toMatch(/^not_linearizable on key/);
+  }, 120_000);
+});

@@ -1,0 +1,226 @@
+// Concurrent clients over real HTTP against a real cluster, recording every
+// operation's invocation and completion for the linearizability checker:
+// strong reads, writes, compare-and-set (If-Match / If-None-Match) and
+// deletes on a small set of keys, each sent to a node chosen at random.
+//
+// API.md: a write answered 503 or 504, or whose connection broke, is
+// indeterminate; every other answer is definite. A read that fails has no
+// observed result and is recorded as indeterminate (the checker drops it).
+
+import { HistoryRecorder } from '../lincheck/index.js';
+import type { OpInput, OpOutput, Operation } from '../lincheck/index.js';
+
+export interface Mix {
+  read: number;
+  write: number;
+  cas: number;
+  delete: number;
+}
+
+export interface WorkloadOptions {
+  /** Base URLs of the nodes a client may ask. */
+  nodes: () => string[];
+  clients: number;
+  keys: number;
+  mix: Mix;
+  /** A client gives up on a request after this long: the operation is then indeterminate. */
+  requestTimeoutMs: number;
+  /** Seeded choice (0 ≤ x < 1), so that a schedule's client mix replays. */
+  random: () => number;
+}
+
+export interface WorkloadStats {
+  ops: number;
+  ok: number;
+  indeterminate: number;
+  unavailable: number;
+}
+
+/** A harness bug or an answer the contract does not allow: the run fails with it. */
+export class UnexpectedAnswer extends Error {}
+
+const CACHE = 'faults';
+
+export function keyName(i: number): string {
+  return `k${i}`;
+}
+
+export function itemPath(key: string): string {
+  return `/v1/caches/${CACHE}/items/${key}`;
+}
+
+/** What the clients need before they start: their cache. */
+export async function prepare(node: string): Promise<void> {
+  const r = await fetch(`${node}/v1/caches/${CACHE}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ defaultTtlMs: 0, maxBytes: null, eviction: 'none' }) });
+  if (r.status !== 200 && r.status !== 201) throw new UnexpectedAnswer(`creating cache ${CACHE}: ${r.status} ${await r.text()}`);
+}
+
+export class Workload {
+  readonly history = new HistoryRecorder();
+  readonly stats: WorkloadStats = { ops: 0, ok: 0, indeterminate: 0, unavailable: 0 };
+  /** Every version seen for a value: values are unique, so a value names one write. */
+  private readonly versionOf = new Map<string, string>();
+  /** Values seen per key, newest last: where compare-and-set picks what it expects. */
+  private readonly seen = new Map<string, string[]>();
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private failure: Error | null = null;
+  private readonly t0 = performance.now();
+
+  constructor(private readonly o: WorkloadOptions) {}
+
+  start(): void {
+    this.running = true;
+    this.loops = Array.from({ length: this.o.clients }, (_, c) => this.client(c));
+  }
+
+  /** Stops the clients and waits for their requests in flight (each ends by its timeout at the latest). */
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+    if (this.failure) throw this.failure;
+  }
+
+  operations(): Operation[] {
+    return this.history.operations();
+  }
+
+  /** A strong read of every key, recorded as client `client`: after healing, what the cluster holds. */
+  async finalReads(node: () => string, client: number): Promise<void> {
+    for (let k = 0; k < this.o.keys; k++) {
+      for (let attempt = 0; ; attempt++) {
+        const ok = await this.run(client, node(), keyName(k), { kind: 'read' });
+        if (ok) break;
+        if (attempt >= 20) throw new UnexpectedAnswer(`the final read of ${keyName(k)} failed 20 times`);
+      }
+    }
+  }
+
+  private now(): number {
+    return performance.now() - this.t0;
+  }
+
+  private pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.o.random() * xs.length)]!;
+  }
+
+  private async client(c: number): Promise<void> {
+    let seq = 0;
+    try {
+      while (this.running) {
+        const key = keyName(Math.floor(this.o.random() * this.o.keys));
+        const node = this.pick(this.o.nodes());
+        await this.run(c, node, key, this.nextInput(key, `${c}.${seq++}`));
+      }
+    } catch (e) {
+      this.failure ??= e as Error;
+      this.running = false;
+    }
+  }
+
+  private nextInput(key: string, value: string): OpInput {
+    const { read, write, cas } = this.o.mix;
+    const total = read + write + cas + this.o.mix.delete;
+    const x = this.o.random() * total;
+    if (x < read) return { kind: 'read' };
+    if (x < read + write) return { kind: 'write', value };
+    if (x < read + write + cas) {
+      const known = this.seen.get(key) ?? [];
+      // Mostly the newest value seen (a likely success), sometimes an older one or absent (a likely 412).
+      const r = this.o.random();
+      const expected = known.length === 0 || r < 0.1 ? null : r < 0.7 ? known[known.length - 1]! : this.pick(known);
+      return { kind: 'cas', expected, value };
+    }
+    return { kind: 'write', value: null };
+  }
+
+  private learn(key: string, value: string, etag: string | null): void {
+    if (etag === null) return;
+    const version = etag.replace(/"/g, '');
+    if (!this.versionOf.has(value)) {
+      const list = this.seen.get(key) ?? [];
+      list.push(value);
+      if (list.length > 8) list.shift();
+      this.seen.set(key, list);
+    }
+    this.versionOf.set(value, version);
+  }
+
+  /** Runs one operation and records it; false if it had no definite outcome. */
+  async run(client: number, node: string, key: string, input: OpInput): Promise<boolean> {
+    const id = this.history.invoke(client, key, input, this.now());
+    this.stats.ops++;
+    let out: OpOutput | null;
+    try {
+      out = await this.send(node, key, input);
+    } catch (e) {
+      if (e instanceof UnexpectedAnswer) throw e;
+      out = null; // timed out or the connection broke
+    }
+    if (out === null) {
+      this.history.indeterminate(id);
+      this.stats.indeterminate++;
+      return false;
+    }
+    this.history.complete(id, out, this.now());
+    this.stats.ok++;
+    return true;
+  }
+
+  /** The definite outcome of `input`, or null when the answer leaves it open. */
+  private async send(node: string, key: string, input: OpInput): Promise<OpOutput | null> {
+    const url = `${node}${itemPath(key)}`;
+    const signal = AbortSignal.timeout(this.o.requestTimeoutMs);
+    if (input.kind === 'read') {
+      const r = await fetch(url, { signal });
+      const body = await r.text();
+      if (r.status === 200) {
+        this.learn(key, body, r.headers.get('etag'));
+        return { kind: 'read', value: body };
+      }
+      if (r.status === 404) return { kind: 'read', value: null };
+      return this.undecided(r.status, body, 'read');
+    }
+    if (input.kind === 'write' && input.value === null) {
+      const r = await fetch(url, { method: 'DELETE', signal });
+      const body = await r.text();
+      // 404: there was nothing to delete — a delete that found the key absent, also a definite "now absent".
+      if (r.status === 204 || r.status === 404) return { kind: 'write' };
+      return this.undecided(r.status, body, 'delete');
+    }
+    if (input.kind === 'write') {
+      const r = await fetch(url, { method: 'PUT', body: input.value!, signal });
+      const body = await r.text();
+      if (r.status === 200 || r.status === 201) {
+        this.learn(key, input.value!, r.headers.get('etag'));
+        return { kind: 'write' };
+      }
+      return this.undecided(r.status, body, 'write');
+    }
+    if (input.value === null) throw new UnexpectedAnswer('a compare-and-set that deletes is not generated');
+    let condition: Record<string, string>;
+    if (input.expected === null) condition = { 'if-none-match': '*' };
+    else {
+      const version = this.versionOf.get(input.expected);
+      if (version === undefined) throw new UnexpectedAnswer(`no version known for value ${input.expected}`);
+      condition = { 'if-match': `"${version}"` };
+    }
+    const r = await fetch(url, { method: 'PUT', body: input.value, headers: condition, signal });
+    const body = await r.text();
+    if (r.status === 200 || r.status === 201) {
+      this.learn(key, input.value, r.headers.get('etag'));
+      return { kind: 'cas', ok: true };
+    }
+    if (r.status === 412) return { kind: 'cas', ok: false };
+    return this.undecided(r.status, body, 'compare-and-set');
+  }
+
+  /** 503 and 504 leave the outcome open (API.md); any other answer is not in the contract for these requests. */
+  private undecided(status: number, body: string, what: string): null {
+    if (status === 503 || status === 504) {
+      this.stats.unavailable++;
+      return null;
+    }
+    throw new UnexpectedAnswer(`${what} answered ${status}: ${body}`);
+  }
+}
