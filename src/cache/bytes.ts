@@ -43,14 +43,23 @@ const BY_REFERENCE_BYTES = 4096;
 /** An append-only byte sink: small chunks plus large byte strings by reference, joined once. */
 export class Writer {
   private parts: Uint8Array[] = [];
-  private chunk = new Uint8Array(CHUNK_BYTES);
+  private chunk: Uint8Array;
   private pos = 0;
   private total = 0;
+
+  /**
+   * `initialBytes`: the first chunk's size. A command is a few hundred
+   * bytes, and a zeroed 64 KiB chunk per write showed in profiles (allocation
+   * and GC); chunks after the first grow with what was written, up to 64 KiB.
+   */
+  constructor(initialBytes = CHUNK_BYTES) {
+    this.chunk = new Uint8Array(initialBytes);
+  }
 
   private room(n: number): void {
     if (this.pos + n <= this.chunk.length) return;
     this.flushChunk();
-    this.chunk = new Uint8Array(Math.max(CHUNK_BYTES, n));
+    this.chunk = new Uint8Array(Math.max(n, Math.min(CHUNK_BYTES, Math.max(256, this.total))));
   }
 
   private flushChunk(): void {

@@ -178,7 +178,7 @@ const EVICTION_CODE = { lru: 0, none: 1 } as const;
 /** The command's bytes. Throws CommandError if it is malformed or beyond a limit. */
 export function encodeCommand(c: Command): Uint8Array {
   validateCommand(c);
-  const w = new Writer();
+  const w = new Writer(c.type === 'put' ? 512 + Math.min(c.value.length, 4096) : 512);
   w.u8(COMMAND_FORMAT);
   w.u8(TYPE_CODE[c.type]);
   switch (c.type) {
