@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { ProcessCluster } from '../cluster/process-cluster.js';
 import { checkLinearizable, formatOperation } from '../lincheck/index.js';
 import type { Operation } from '../lincheck/index.js';
-import { describeFault, seededRandom } from './schedule.js';
+import { seededRandom } from '../support/random.js';
+import { describeFault } from './schedule.js';
 import type { Fault, Schedule } from './schedule.js';
 import { Workload, prepare } from './workload.js';
 

@@ -5,6 +5,7 @@
  */
 
 import type { Operation, OpInput, OpOutput } from './history.js';
+import { seededRandom } from '../support/random.js';
 
 /** `[invoke, complete]`; `complete: null` makes the op indeterminate. */
 export type Interval = readonly [invoke: number, complete: number | null];
@@ -53,16 +54,6 @@ export function history(): HistoryBuilder {
   return new HistoryBuilder();
 }
 
-/** mulberry32: a small seeded PRNG, so generated histories are reproducible. */
-export function seededRandom(seed: number): () => number {
-  let a = seed | 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface ConcurrentHistoryOptions {
   seed: number;

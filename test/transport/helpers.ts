@@ -8,6 +8,7 @@ import { MessageType, emptyMessage } from '../../raft/index.js';
 import type { Entry, Message, SnapshotChunk } from '../../raft/index.js';
 import { Transport, type TransportOptions } from '../../src/transport/index.js';
 import type { GroupMessage } from '../../src/transport/codec.js';
+import { seededRandom } from '../support/random.js';
 
 /** Polls `predicate` on every turn of the event loop; fails after a generous cap (not a sleep: it returns as soon as it holds). */
 export async function waitFor(predicate: () => boolean, what: string, capMs = 15_000): Promise<void> {
@@ -18,17 +19,6 @@ export async function waitFor(predicate: () => boolean, what: string, capMs = 15
   }
 }
 
-/** A seeded uniform [0, 1) source (mulberry32), for back-off jitter. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---- arbitrary messages ----
 
