@@ -3,31 +3,24 @@
 // writes items keeping expiry instants, tags, regions and content types; a
 // malformed load writes nothing.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { FastifyInstance } from 'fastify';
-import { buildServer } from '../../api/server.js';
 import { decodePartitionExport, encodeRecords } from '../../src/cache/index.js';
 import type { ItemRecord, PartitionExport } from '../../src/cache/index.js';
 import { partitionOf } from '../../src/node/partition-map.js';
-import { VeloNode } from '../../src/node/velo-node.js';
+import { serveNode } from '../support/served-node.js';
+import type { Served } from '../support/served-node.js';
 
 const PARTITIONS = 4;
 const MAX_VALUE = 1024 * 1024;
-let node: VeloNode;
-let app: FastifyInstance;
+let served: Served;
 let base: string;
 
 beforeAll(async () => {
-  node = await VeloNode.start({ id: 'n1', http: '127.0.0.1:0', raft: '127.0.0.1:0', peers: new Map([['n1', '127.0.0.1:0']]), partitions: PARTITIONS, tickMs: 10 });
-  app = await buildServer({ service: node, maxValueBytes: MAX_VALUE });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  for (let i = 0; i < 1000 && !node.isReady(); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(node.isReady()).toBe(true);
+  served = await serveNode({ maxValueBytes: MAX_VALUE, partitions: PARTITIONS });
+  base = served.base;
 });
 
 afterAll(async () => {
-  await app.close();
-  await node.close();
+  await served.close();
 });
 
 const bytes = (s: string) => new TextEncoder().encode(s);

@@ -1,23 +1,12 @@
 // Change events over real HTTP (Server-Sent Events): commit order, filters,
 // exact resumption with Last-Event-ID, and a clear error when history is gone.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { FastifyInstance } from 'fastify';
-import { buildServer } from '../../api/server.js';
-import { VeloNode } from '../../src/node/velo-node.js';
+import { serveNode } from '../support/served-node.js';
+import type { Served } from '../support/served-node.js';
 import { openSse } from '../support/sse.js';
 
-interface Served {
-  node: VeloNode;
-  app: FastifyInstance;
-  base: string;
-}
-
 async function serve(eventLogCapacity?: number): Promise<Served> {
-  const node = await VeloNode.start({ id: 'n1', http: '127.0.0.1:0', raft: '127.0.0.1:0', peers: new Map([['n1', '127.0.0.1:0']]), partitions: 4, tickMs: 10, ...(eventLogCapacity ? { eventLogCapacity } : {}) });
-  const app = await buildServer({ service: node, maxValueBytes: 1024 });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  for (let i = 0; i < 1000 && !node.isReady(); i++) await new Promise((r) => setTimeout(r, 10));
-  return { node, app, base: `http://127.0.0.1:${(app.server.address() as { port: number }).port}` };
+  return serveNode({ maxValueBytes: 1024, ...(eventLogCapacity ? { eventLogCapacity } : {}) });
 }
 
 let s: Served;
@@ -25,8 +14,7 @@ beforeAll(async () => {
   s = await serve();
 });
 afterAll(async () => {
-  await s.app.close();
-  await s.node.close();
+  await s.close();
 });
 
 const item = (key: string) => `${s.base}/v1/caches/default/items/${key}`;
@@ -111,8 +99,7 @@ describe('change events', () => {
       expect(second.got[0]!.event).toBe('error');
       expect((second.got[0]!.data as { error: { code: string } }).error.code).toBe('history_lost');
     } finally {
-      await small.app.close();
-      await small.node.close();
+      await small.close();
     }
   });
 });

@@ -1,26 +1,19 @@
 // The Velocity feature set over real HTTP against one node: locks, regions
 // and tags, optimistic concurrency on DELETE, eviction, statistics.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { FastifyInstance } from 'fastify';
-import { buildServer } from '../../api/server.js';
-import { VeloNode } from '../../src/node/velo-node.js';
+import { serveNode } from '../support/served-node.js';
+import type { Served } from '../support/served-node.js';
 
-let node: VeloNode;
-let app: FastifyInstance;
+let served: Served;
 let base: string;
 
 beforeAll(async () => {
-  node = await VeloNode.start({ id: 'n1', http: '127.0.0.1:0', raft: '127.0.0.1:0', peers: new Map([['n1', '127.0.0.1:0']]), partitions: 4, tickMs: 10 });
-  app = await buildServer({ service: node, maxValueBytes: 64 * 1024 });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  for (let i = 0; i < 1000 && !node.isReady(); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(node.isReady()).toBe(true);
+  served = await serveNode({ maxValueBytes: 64 * 1024 });
+  base = served.base;
 });
 
 afterAll(async () => {
-  await app.close();
-  await node.close();
+  await served.close();
 });
 
 const item = (key: string, cache = 'default') => `${base}/v1/caches/${cache}/items/${key}`;
