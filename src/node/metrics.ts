@@ -8,12 +8,33 @@ function labelText(labels: Labels): string {
   return parts.length ? `{${parts.join(',')}}` : '';
 }
 
+/**
+ * Label sets seen so far, by a cheap key, with their escaped text: counting
+ * an HTTP request must not rebuild and escape the same text every time
+ * (it showed in write-path profiles). Label sets are few (routes × statuses).
+ */
+class LabelCache {
+  private readonly texts = new Map<string, string>();
+
+  text(labels: Labels): string {
+    let raw = '';
+    for (const k in labels) raw += `${k}\u0000${labels[k]}\u0001`;
+    let t = this.texts.get(raw);
+    if (t === undefined) {
+      t = labelText(labels);
+      this.texts.set(raw, t);
+    }
+    return t;
+  }
+}
+
 export class Counter {
   private readonly values = new Map<string, number>();
+  private readonly labels = new LabelCache();
   constructor(readonly name: string, readonly help: string) {}
 
   inc(labels: Labels = {}, by = 1): void {
-    const key = labelText(labels);
+    const key = this.labels.text(labels);
     this.values.set(key, (this.values.get(key) ?? 0) + by);
   }
 
@@ -30,8 +51,10 @@ export class Histogram {
   private readonly series = new Map<string, { counts: number[]; sum: number; count: number }>();
   constructor(readonly name: string, readonly help: string, readonly buckets: number[] = LATENCY_BUCKETS) {}
 
+  private readonly labels = new LabelCache();
+
   observe(value: number, labels: Labels = {}): void {
-    const key = labelText(labels);
+    const key = this.labels.text(labels);
     let s = this.series.get(key);
     if (!s) {
       s = { counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 };
