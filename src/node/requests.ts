@@ -9,6 +9,14 @@ import { VeloError } from './errors.js';
 import type { ErrorCode } from './errors.js';
 import { WireError, decodeEnvelope, encodeEnvelope } from './wire.js';
 
+/** An upsert in a bulk load: its value travels in the request's body. */
+export interface LoadItem {
+  ref: Ref;
+  contentType: string;
+  expiresAt: number | null;
+  tags: string[];
+}
+
 export interface Ref {
   cache: string;
   region: string | null;
@@ -31,6 +39,12 @@ export type NodeRequest =
   /** Change events after `after` from any replica (null: just tell the head). */
   | { op: 'events'; partition: number; after: { index: number; seq: number } | null; limit: number }
   | { op: 'stats'; partition: number; cache: string }
+  /**
+   * Upserts of one partition's items in one request (bulk load): `sizes`
+   * cuts `value` into the items' values, in order. The answer lists the
+   * items that failed, by position.
+   */
+  | { op: 'putMany'; partition: number; items: LoadItem[]; sizes: number[]; value: Uint8Array }
   /**
    * A partition's content for a backup, in chunks: the leader reads it at a
    * confirmed committed index (exportId null) and holds it for the chunks
@@ -56,7 +70,7 @@ export type NodeResponse =
   | { ok: false; code: ErrorCode; message: string; retry: Retry; leader: NodeId | null };
 
 export function encodeRequest(r: NodeRequest): Uint8Array {
-  if (r.op === 'put') {
+  if (r.op === 'put' || r.op === 'putMany') {
     const { value, ...header } = r;
     return encodeEnvelope(header, value);
   }
@@ -66,11 +80,11 @@ export function encodeRequest(r: NodeRequest): Uint8Array {
 export function decodeRequest(bytes: Uint8Array): NodeRequest {
   const { header, body } = decodeEnvelope(bytes);
   const op = header.op;
-  const known = ['put', 'get', 'delete', 'touch', 'lock', 'unlock', 'listRegion', 'clearRegion', 'putCache', 'dropCache', 'catalog', 'events', 'stats', 'export', 'join', 'probe'];
+  const known = ['put', 'get', 'delete', 'touch', 'lock', 'unlock', 'listRegion', 'clearRegion', 'putCache', 'dropCache', 'catalog', 'events', 'stats', 'export', 'putMany', 'join', 'probe'];
   if (typeof op !== 'string' || !known.includes(op)) throw new WireError(`unknown op ${JSON.stringify(op)}`);
   if (typeof header.partition !== 'number' || !Number.isInteger(header.partition)) throw new WireError('partition missing');
   // The sender is a node of this cluster running this code; the API validated the fields.
-  if (op === 'put') return { ...(header as object), value: body } as NodeRequest;
+  if (op === 'put' || op === 'putMany') return { ...(header as object), value: body } as NodeRequest;
   return header as unknown as NodeRequest;
 }
 

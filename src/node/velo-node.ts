@@ -116,8 +116,25 @@ function toView(item: CacheItem): ItemView {
 const EXPORT_CHUNK_BYTES = 4 * 1024 * 1024;
 /** How long an export is held after its last chunk was asked for. */
 const EXPORT_HOLD_MS = 60_000;
-/** Items of one bulk load in flight at once: enough to fill every partition's batches, few enough to bound memory. */
-const LOAD_CONCURRENCY = 512;
+/**
+ * A bulk load goes to each partition's leader in slices of at most this many
+ * items, value bytes, and bytes of item metadata (names, content type, tags:
+ * the forwarded request's JSON header, which the wire caps at 64 KiB; one
+ * item's metadata is at most ~18 KiB)...
+ */
+const LOAD_SLICE_ITEMS = 1000;
+const LOAD_SLICE_BYTES = 4 * 1024 * 1024;
+const LOAD_SLICE_META_BYTES = 32 * 1024;
+/** ...with this many slices in flight: enough to keep every leader's log busy, few enough to bound memory. */
+const LOAD_CONCURRENCY = 8;
+
+type LoadFailure = { index: number; code: string; message: string; retry: 'safe' | 'indeterminate' | 'no' };
+
+/** How a failed write is reported in a bulk load: whether retrying it is safe, or its outcome unknown. */
+function loadFailure(e: unknown): Omit<LoadFailure, 'index'> {
+  const err = e instanceof VeloError ? e : new VeloError('internal', String(e));
+  return { code: err.code, message: err.message, retry: err instanceof NotApplied ? 'safe' : err.code === 'unavailable' || err.code === 'timeout' ? 'indeterminate' : 'no' };
+}
 
 interface HeldExport {
   bytes: Uint8Array;
@@ -563,6 +580,21 @@ export class VeloNode implements CacheService {
         const out = unwrap(this.exportChunk(exportId, 0));
         return { result: { ...out.result, exportId }, value: out.value };
       }
+      case 'putMany': {
+        // Every item through the single-put path (its checks, its clock); the drive loop batches their entries.
+        const failed: LoadFailure[] = [];
+        let at = 0;
+        const puts = req.items.map((it, i) => {
+          const value = req.value.subarray(at, at + req.sizes[i]!);
+          at += req.sizes[i]!;
+          const put: NodeRequest = { op: 'put', partition: req.partition, ref: it.ref, contentType: it.contentType, ttlMs: null, expiresAt: it.expiresAt, tags: it.tags, ifMatch: null, ifNoneMatch: false, lockHandle: null, unlock: false, value };
+          return this.execute(g, put, deadline).catch((e: unknown) => {
+            failed.push({ index: i, ...loadFailure(e) });
+          });
+        });
+        await Promise.all(puts);
+        return { result: { failed }, value: null };
+      }
       case 'join': {
         const wanted = this.joinRequests.get(g.partition) ?? new Map<NodeId, string>();
         wanted.set(nodeOfMember(req.raftId), req.raftId);
@@ -811,30 +843,66 @@ export class VeloNode implements CacheService {
    * by their partitions' leaders), keeping absolute expiry instants: the bulk
    * half of restore. Each item's outcome is reported; nothing is retried here.
    */
-  async load(items: readonly ItemRecord[]): Promise<{ written: number; failed: { index: number; code: string; message: string; retry: 'safe' | 'indeterminate' | 'no' }[] }> {
-    const failed: { index: number; code: string; message: string; retry: 'safe' | 'indeterminate' | 'no' }[] = [];
-    let written = 0;
+  async load(items: readonly ItemRecord[]): Promise<{ written: number; failed: LoadFailure[] }> {
+    // One request per partition's share (in slices), so a forwarded item costs no round trip of its own.
+    const byPartition = new Map<number, number[]>();
+    items.forEach((it, i) => {
+      const p = this.partitionOf({ cache: it.cache, region: it.region, key: it.key });
+      const list = byPartition.get(p) ?? [];
+      list.push(i);
+      byPartition.set(p, list);
+    });
+    const slices: { partition: number; indexes: number[] }[] = [];
+    for (const [partition, indexes] of byPartition) {
+      let slice: number[] = [];
+      let bytes = 0;
+      let meta = 0;
+      for (const i of indexes) {
+        const it = items[i]!;
+        // An over-estimate of the item's share of the JSON header (UTF-16 length ≥ UTF-8 bytes / 3, so ×3).
+        const itemMeta = 120 + 3 * (it.cache.length + (it.region?.length ?? 0) + it.key.length + it.contentType.length + it.tags.reduce((n, t) => n + t.length + 3, 0));
+        if (slice.length >= LOAD_SLICE_ITEMS || bytes + it.value.length > LOAD_SLICE_BYTES || meta + itemMeta > LOAD_SLICE_META_BYTES) {
+          if (slice.length > 0) slices.push({ partition, indexes: slice });
+          slice = [];
+          bytes = 0;
+          meta = 0;
+        }
+        slice.push(i);
+        bytes += it.value.length;
+        meta += itemMeta;
+      }
+      if (slice.length > 0) slices.push({ partition, indexes: slice });
+    }
+    const failed: LoadFailure[] = [];
     let next = 0;
     const worker = async () => {
-      while (next < items.length) {
-        const i = next++;
-        const it = items[i]!;
-        const ref = { cache: it.cache, region: it.region, key: it.key };
+      while (next < slices.length) {
+        const { partition, indexes } = slices[next++]!;
+        const batch = indexes.map((i) => items[i]!);
+        const value = new Uint8Array(batch.reduce((n, it) => n + it.value.length, 0));
+        let at = 0;
+        for (const it of batch) {
+          value.set(it.value, at);
+          at += it.value.length;
+        }
         try {
-          await this.route({
-            op: 'put', partition: this.partitionOf(ref), ref, contentType: it.contentType, ttlMs: null, expiresAt: it.expiresAt, tags: it.tags,
-            ifMatch: null, ifNoneMatch: false, lockHandle: null, unlock: false, value: it.value,
+          const out = await this.route({
+            op: 'putMany',
+            partition,
+            items: batch.map((it) => ({ ref: { cache: it.cache, region: it.region, key: it.key }, contentType: it.contentType, expiresAt: it.expiresAt, tags: it.tags })),
+            sizes: batch.map((it) => it.value.length),
+            value,
           });
-          written++;
+          for (const f of out.result.failed as LoadFailure[]) failed.push({ ...f, index: indexes[f.index]! });
         } catch (e) {
-          const err = e instanceof VeloError ? e : new VeloError('internal', String(e));
-          failed.push({ index: i, code: err.code, message: err.message, retry: err instanceof NotApplied ? 'safe' : err.code === 'unavailable' || err.code === 'timeout' ? 'indeterminate' : 'no' });
+          const f = loadFailure(e);
+          for (const i of indexes) failed.push({ ...f, index: i });
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(LOAD_CONCURRENCY, items.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(LOAD_CONCURRENCY, slices.length) }, worker));
     failed.sort((a, b) => a.index - b.index);
-    return { written, failed };
+    return { written: items.length - failed.length, failed };
   }
 
   /** Change events of this replica of `partition` after `after` (null: only its head). */
