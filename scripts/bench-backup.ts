@@ -8,7 +8,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,27 +15,9 @@ import { encodeRecords } from '../src/cache/index.js';
 import type { ItemRecord } from '../src/cache/index.js';
 import { backup, eachLimited, requestWithRetry } from './backup.js';
 import { restore } from './restore.js';
+import { freePort, intFlag } from './ports.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
-
-function flag(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
-  return v;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Three in-memory members started together; resolves once every one answers /readyz. */
 async function startCluster(partitions: number, procs: ChildProcess[]): Promise<string[]> {
@@ -94,9 +75,9 @@ async function itemsIn(base: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const items = flag('items', 200_000);
-  const valueBytes = flag('value-bytes', 256);
-  const partitions = flag('partitions', 16);
+  const items = intFlag('items', 200_000);
+  const valueBytes = intFlag('value-bytes', 256);
+  const partitions = intFlag('partitions', 16);
   const procs: ChildProcess[] = [];
   const dir = await mkdtemp(join(tmpdir(), 'velo-bench-backup-'));
   try {

@@ -6,29 +6,11 @@
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort, intFlag } from './ports.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const PEER = fileURLToPath(new URL('./bare-fastify.js', import.meta.url));
-
-function flag(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
-  return v;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function startProcess(args: string[], readyText: string): Promise<ChildProcess> {
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -87,10 +69,10 @@ async function measure(name: string, bases: string[], seconds: number, concurren
 }
 
 async function main(): Promise<void> {
-  const nodes = flag('nodes', 1);
-  const seconds = flag('seconds', 5);
-  const concurrency = flag('concurrency', 32);
-  const value = new Uint8Array(new ArrayBuffer(flag('value-bytes', 256))).fill(120);
+  const nodes = intFlag('nodes', 1);
+  const seconds = intFlag('seconds', 5);
+  const concurrency = intFlag('concurrency', 32);
+  const value = new Uint8Array(new ArrayBuffer(intFlag('value-bytes', 256))).fill(120);
   if (nodes !== 1 && nodes !== 3) throw new Error('--nodes must be 1 or 3');
 
   const ids = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);

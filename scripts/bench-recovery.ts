@@ -10,35 +10,16 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeRecords } from '../src/cache/index.js';
 import type { ItemRecord } from '../src/cache/index.js';
+import { freePort, intFlag } from './ports.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const VALUE_BYTES = 256;
 const RECORDS_CONTENT_TYPE = 'application/x-velo-records';
-
-function flag(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
-  return v;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const keyOf = (i: number) => `k${i}`;
 
@@ -215,10 +196,10 @@ async function timeRestart(node: Node, sample: number[]): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const items = flag('items', 1_000_000);
-  const batch = flag('batch', 2000);
-  const inFlight = flag('in-flight', 4);
-  const sampleSize = Math.min(items, flag('sample', 200));
+  const items = intFlag('items', 1_000_000);
+  const batch = intFlag('batch', 2000);
+  const inFlight = intFlag('in-flight', 4);
+  const sampleSize = Math.min(items, intFlag('sample', 200));
   const dataDir = await mkdtemp(join(tmpdir(), 'velo-bench-recovery-'));
   const node = new Node(`127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`, dataDir);
   try {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { encodeRecords } from '../../src/cache/index.js';
 import type { ItemRecord } from '../../src/cache/index.js';
-import { freePort } from './ports.js';
+import { freePort } from '../ports.js';
 import { killTracked, spawnTracked } from './procs.js';
 import { startVelo } from './systems.js';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { keyName, valueFor } from './lua.js';
 import type { Protocol } from './lua.js';
-import { freePort } from './ports.js';
+import { freePort } from '../ports.js';
 import { killTracked, removeTempDir, spawnTracked, tempDir } from './procs.js';
 
 export type SystemName = 'velo-mem' | 'velo-disk' | 'etcd-tmpfs' | 'etcd-disk' | 'ceiling';

@@ -2,52 +2,17 @@
 // start …` per node (npm test builds dist first), killed with real signals.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { TcpProxy } from './tcp-proxy.js';
+import { freePort } from '../../scripts/ports.js';
 
 // Vitest runs this file from test/cluster/ (`npm test` builds dist/ first);
 // `npm run torture` runs its compiled copy from dist/test/cluster/.
 const COMPILED = /[\\/]dist[\\/]test[\\/]cluster[\\/][^\\/]+$/.test(fileURLToPath(import.meta.url));
 const MAIN = fileURLToPath(new URL(COMPILED ? '../../src/main.js' : '../../dist/src/main.js', import.meta.url));
 
-/**
- * Ports for the nodes are taken below the kernel's ephemeral range: a port
- * the kernel hands out for `listen(0)` is free only until some outgoing
- * connection (a client, a proxy) takes it as its local port, which happened
- * between choosing a node's port and the node binding it. Below the range no
- * outgoing socket ever lands; each test process starts at its own offset so
- * that parallel test files rarely probe the same ports.
- */
-const [EPHEMERAL_LOW] = (() => {
-  try {
-    return readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-  } catch {
-    return [32768];
-  }
-})();
-const PORTS_FROM = 10_000;
-const PORTS_TO = Math.max(PORTS_FROM + 1000, (EPHEMERAL_LOW ?? 32768) - 1);
-let nextPort = PORTS_FROM + ((process.pid * 997) % (PORTS_TO - PORTS_FROM));
-
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => s.close(() => resolve(true)));
-  });
-}
-
-/** A TCP port on loopback that is free now and outside the ephemeral range (see above). */
-export async function freePort(): Promise<number> {
-  for (let tries = 0; tries < PORTS_TO - PORTS_FROM; tries++) {
-    const port = nextPort;
-    nextPort = nextPort + 1 >= PORTS_TO ? PORTS_FROM : nextPort + 1;
-    if (await canListen(port)) return port;
-  }
-  throw new Error(`no free port in ${PORTS_FROM}–${PORTS_TO}`);
-}
+// Node ports come from below the kernel's ephemeral range (scripts/ports.ts says why).
+export { freePort };
 
 export interface ClusterNode {
   id: string;
