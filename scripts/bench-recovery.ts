@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeRecords } from '../src/cache/index.js';
 import type { ItemRecord } from '../src/cache/index.js';
 import { freePort, intFlag } from './ports.js';
+import { until } from './poll.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const VALUE_BYTES = 256;
@@ -80,19 +81,6 @@ class Node {
   }
 }
 
-/** Polls `check` until it holds (the pause only paces the polling). */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number, pauseMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, pauseMs));
-  }
-}
 
 type LoadAnswer = { written: number; failed: { index: number; code: string; message: string; retry: 'safe' | 'indeterminate' | 'no' }[] };
 
@@ -177,7 +165,7 @@ async function eventLoopPauseSeconds(node: Node): Promise<number | null> {
 async function timeRestart(node: Node, sample: number[]): Promise<number> {
   const t0 = performance.now();
   await node.start();
-  await until('/readyz', async () => (await fetch(node.url('/readyz'))).status === 200, 600_000);
+  await until('/readyz', async () => (await fetch(node.url('/readyz'))).status === 200, 600_000, 20);
   const left = new Set(sample);
   await until(
     'strong reads of the sample',
@@ -191,6 +179,7 @@ async function timeRestart(node: Node, sample: number[]): Promise<number> {
       return true;
     },
     600_000,
+    20,
   );
   return (performance.now() - t0) / 1000;
 }

@@ -10,6 +10,7 @@ import { keyName, valueFor } from './lua.js';
 import type { Protocol } from './lua.js';
 import { freePort } from '../ports.js';
 import { killTracked, removeTempDir, spawnTracked, tempDir } from './procs.js';
+import { until } from '../poll.js';
 
 export type SystemName = 'velo-mem' | 'velo-disk' | 'etcd-tmpfs' | 'etcd-disk' | 'ceiling';
 
@@ -79,18 +80,6 @@ function printed(proc: ChildProcess, readyText: string, what: string, output: ()
   });
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Runs `op` for 1..count from `concurrency` loops. */
 async function eachConcurrently(count: number, concurrency: number, op: (i: number) => Promise<void>): Promise<void> {

@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TcpProxy } from './tcp-proxy.js';
 import { freePort } from '../../scripts/ports.js';
+import { until } from '../../scripts/poll.js';
 
 // Vitest runs this file from test/cluster/ (`npm test` builds dist/ first);
 // `npm run torture` runs its compiled copy from dist/test/cluster/.
@@ -125,17 +126,8 @@ export class ProcessCluster {
   }
 
   /** Polls `check` until it holds: the condition is the synchronisation point, the pause only paces the polling. */
-  async until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        if (await check()) return;
-      } catch {
-        // not yet
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+    return until(what, check, timeoutMs);
   }
 
   async allReady(ids = [...this.nodes.keys()]): Promise<void> {
