@@ -800,7 +800,7 @@ export class VeloNode implements CacheService {
   /** A chunk of an export this node holds; an unknown id means it expired or this node restarted since. */
   private exportChunk(exportId: string, offset: number): NodeResponse {
     const now = Date.now();
-    for (const [id, e] of this.exports) if (e.expiresAt !== 0 && e.expiresAt <= now) this.exports.delete(id);
+    // Expired exports are dropped every tick (onTick).
     const held = this.exports.get(exportId);
     if (!held) return { ok: false, code: 'unavailable', message: `export ${exportId} is no longer held by ${this.id} (expired, or the node restarted): export the partition again`, retry: 'no', leader: null };
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > held.bytes.length) {
