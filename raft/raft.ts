@@ -305,6 +305,7 @@ export class RaftNode {
     const hs = this.hardState();
     const ss = this.softState();
     const hardState = sameHardState(hs, this.prevHardState) ? null : hs;
+    const termOrVoteChanged = hardState !== null && (hardState.term !== this.prevHardState.term || hardState.vote !== this.prevHardState.vote);
     const softState = sameSoftState(ss, this.prevSoftState) ? null : ss;
     const entries = this.log.unstableEntries();
     const snapshot = this.log.unstable.snapshot;
@@ -317,7 +318,8 @@ export class RaftNode {
       messages: this.msgs,
       committedEntries,
       readStates: this.readStates,
-      mustSync: entries.length > 0 || (hardState !== null && (hardState.term !== this.prevHardState.term || hardState.vote !== this.prevHardState.vote)),
+      mustSync: entries.length > 0 || snapshot !== null || termOrVoteChanged,
+      sendBeforePersist: !termOrVoteChanged && (this.role === Role.Leader || this.bugs.acksBeforePersist === true),
     };
     this.msgs = [];
     this.readStates = [];

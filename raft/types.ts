@@ -144,7 +144,9 @@ export interface ReadState {
  * What the driver must do, in this order, then call `advance()`:
  * 1. persist `snapshot` (if any), then `entries`, then `hardState` — as one
  *    durable batch when `mustSync`;
- * 2. only then send `messages` (they may depend on what was persisted);
+ * 2. only then send `messages` (they may depend on what was persisted) —
+ *    unless `sendBeforePersist`, when they may leave while the batch is
+ *    being written;
  * 3. apply `committedEntries` (and restore `snapshot` into the application);
  * 4. answer `readStates` whose index the applied state has reached.
  */
@@ -158,6 +160,16 @@ export interface Ready {
   readStates: ReadState[];
   /** True when hardState or entries must reach stable storage before messages go out. */
   mustSync: boolean;
+  /**
+   * True when `messages` may be sent before this Ready's writes are durable:
+   * the node leads, and its term and vote are the ones already persisted. A
+   * leader's appends may then go out while it writes the same entries to its
+   * own disk (thesis §10.2.1): they commit only once a majority holds them,
+   * and nothing this Ready's messages say depends on the leader's own copy,
+   * since what it commits becomes visible only in a later Ready, which the
+   * driver takes after this one's writes are durable.
+   */
+  sendBeforePersist: boolean;
 }
 
 /** Why a proposal or read was refused; the driver maps these to its errors. */
@@ -190,6 +202,8 @@ export interface InjectedBugs {
   voteBeforePersist?: boolean;
   /** Accept an append without checking the previous entry. */
   appendWithoutPrevCheck?: boolean;
+  /** Let a follower's messages leave before its writes are durable, as a leader's may: it acks entries a crash can still take. */
+  acksBeforePersist?: boolean;
 }
 
 export interface RaftConfig {

@@ -15,14 +15,25 @@ import type { ConfState, Entry, HardState, Snapshot } from '../raft/types.js';
 import { Kind, encodeEntry, encodeHardState, encodeSnapshot, entryKey, groupKey } from './level-codec.js';
 import { MemoryStorage } from './memory-storage.js';
 
-export type SaveBatch = { hardState: HardState | null; entries: Entry[]; snapshot: Snapshot | null };
+export type SaveBatch = {
+  hardState: HardState | null;
+  entries: Entry[];
+  snapshot: Snapshot | null;
+  /**
+   * Whether the batch must reach the disk before the commit resolves (the
+   * Ready's mustSync; default true). A batch that only moves the commit index
+   * need not: losing it in a crash loses nothing that cannot be learned again,
+   * and the next synced batch makes it durable anyway (LevelDB writes in order).
+   */
+  sync?: boolean;
+};
 
 export type LevelOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
 /** What a group needs of its store: a place to stage operations, and a way to wait for them. */
 export interface BatchSink {
-  /** Adds operations to the pending batch; throws if the store can no longer write. */
-  push(ops: LevelOp[]): void;
+  /** Adds operations to the pending batch (`sync`: the commit that writes them must fsync); throws if the store can no longer write. */
+  push(ops: LevelOp[], sync: boolean): void;
   /** Resolves once everything pushed so far is durable (commits soon if nobody else does). */
   durable(): Promise<void>;
 }
@@ -90,7 +101,7 @@ export class LevelGroupStorage implements Storage, StorageWriter {
   bootstrap(confState: ConfState): void {
     if (this.known) throw new Error(`raft group ${this.id} already has state; bootstrap is only for a new group`);
     const snap: Snapshot = { metadata: { index: 0, term: 0, confState: { voters: [...confState.voters], learners: [...confState.learners] } }, data: new Uint8Array(0) };
-    this.sink.push([{ type: 'put', key: groupKey(this.id, Kind.Snapshot), value: encodeSnapshot(snap) }]);
+    this.sink.push([{ type: 'put', key: groupKey(this.id, Kind.Snapshot), value: encodeSnapshot(snap) }], true);
     // A MemoryStorage only takes a configuration at construction; swap in a fresh one (the group is empty).
     this.mem = new MemoryStorage(confState);
     this.known = true;
@@ -120,7 +131,7 @@ export class LevelGroupStorage implements Storage, StorageWriter {
       this.mem.setHardState(batch.hardState);
       ops.push({ type: 'put', key: groupKey(this.id, Kind.HardState), value: encodeHardState(batch.hardState) });
     }
-    this.push(ops);
+    this.push(ops, batch.sync ?? true);
   }
 
   /**
@@ -137,7 +148,7 @@ export class LevelGroupStorage implements Storage, StorageWriter {
     if (snap === before) return snap;
     const ops: LevelOp[] = [{ type: 'put', key: groupKey(this.id, Kind.Snapshot), value: encodeSnapshot(snap) }];
     this.deleteEntries(ops, first, index);
-    this.push(ops);
+    this.push(ops, true);
     return snap;
   }
 
@@ -165,9 +176,9 @@ export class LevelGroupStorage implements Storage, StorageWriter {
     for (let i = lo; i <= hi; i++) ops.push({ type: 'del', key: entryKey(this.id, i) });
   }
 
-  private push(ops: LevelOp[]): void {
+  private push(ops: LevelOp[], sync: boolean): void {
     if (ops.length === 0) return;
-    this.sink.push(ops);
+    this.sink.push(ops, sync);
     this.known = true;
   }
 }

@@ -3,10 +3,12 @@
 //
 // One database rather than one per group so that a drive-loop pass costs one
 // fsync however many groups it touched (group commit): groups stage their
-// writes into one pending batch, and commit() writes it with sync: true.
+// writes into one pending batch, and commit() writes it with sync: true —
+// or without, when nothing staged asked for it (only commit indexes moved).
 //
 // Durability contract: a host stages every group's Ready, awaits commit(),
-// and only then sends the Readys' messages. A failed commit is fatal: the
+// and only then sends the Readys' messages (except a leader's, which the
+// Ready marks sendBeforePersist), applies and answers. A failed commit is fatal: the
 // in-memory logs are then ahead of the disk, so the store refuses every
 // later write and the node must stop (as etcd does on a failed WAL write).
 
@@ -34,14 +36,14 @@ type Waiter = { resolve: () => void; reject: (e: Error) => void };
 
 export class LevelStore {
   private readonly groups = new Map<number, LevelGroupStorage>();
-  private pending: { ops: LevelOp[]; waiters: Waiter[] } = { ops: [], waiters: [] };
+  private pending: { ops: LevelOp[]; sync: boolean; waiters: Waiter[] } = { ops: [], sync: false, waiters: [] };
   /** The last commit in flight: commits run one after another so that LevelDB applies batches in order. */
   private writing: Promise<void> = Promise.resolve();
   private commitScheduled = false;
   private failure: Error | null = null;
   private closed = false;
   private readonly sink: BatchSink = {
-    push: (ops) => this.push(ops),
+    push: (ops, sync) => this.push(ops, sync),
     durable: () => this.durable(),
   };
 
@@ -94,8 +96,8 @@ export class LevelStore {
   }
 
   /**
-   * Writes everything staged by every group as ONE LevelDB batch with
-   * sync: true, after any commit still in flight. Resolves when it is
+   * Writes everything staged by every group as ONE LevelDB batch, synced if
+   * any of it asked to be, after any commit still in flight. Resolves when it is
    * durable; rejects (for good: see above) if the write failed.
    */
   commit(): Promise<void> {
@@ -118,10 +120,10 @@ export class LevelStore {
 
   private async writePending(): Promise<void> {
     if (this.failure) throw this.failure;
-    const { ops, waiters } = this.pending;
-    this.pending = { ops: [], waiters: [] };
+    const { ops, sync, waiters } = this.pending;
+    this.pending = { ops: [], sync: false, waiters: [] };
     try {
-      if (ops.length > 0) await this.db.batch(ops, { sync: true });
+      if (ops.length > 0) await this.db.batch(ops, { sync });
     } catch (e) {
       this.failure = new Error(`writing to data directory ${this.dir} failed, so this node must stop: ${causes(e)}`, { cause: e });
       for (const w of waiters) w.reject(this.failure);
@@ -130,10 +132,11 @@ export class LevelStore {
     for (const w of waiters) w.resolve();
   }
 
-  private push(ops: LevelOp[]): void {
+  private push(ops: LevelOp[], sync: boolean): void {
     if (this.failure) throw this.failure;
     if (this.closed) throw new Error(`data directory ${this.dir} is closed`);
     for (const op of ops) this.pending.ops.push(op); // not push(...ops): a snapshot can delete thousands of keys
+    if (sync) this.pending.sync = true;
   }
 
   /**

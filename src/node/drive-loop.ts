@@ -3,6 +3,13 @@
 // do, and one pass — scheduled once per event-loop turn — handles every
 // group's Ready, then flushes the transport once. No timer per group or per
 // request. Snapshots are taken between passes (snapshot-scheduler.ts).
+//
+// With a disk, a round stages every group's writes, sends the leaders'
+// messages at once (Ready.sendBeforePersist: appends are written by the
+// leader and its followers in parallel), syncs once, and only then sends the
+// rest, applies and answers. Rounds run one after another, so a commit index
+// counted with a leader's own unsynced entries leaves in a later round, after
+// the sync.
 
 import type { Message, Ready } from '../../raft/index.js';
 import type { Group } from './group.js';
@@ -96,7 +103,7 @@ export class DriveLoop {
     });
   }
 
-  /** Handles every group's Ready: persist all (one sync), then send, apply and advance. */
+  /** Handles every group's Ready: persist all (one sync; leaders' messages meanwhile), then send, apply and advance. */
   pass(): void {
     if (this.running) return;
     if (this.snapshots.holdPass()) return;
@@ -118,9 +125,18 @@ export class DriveLoop {
         for (let round = 0; round < 8; round++) {
           const batch = this.round();
           if (batch === null) break;
-          // Nothing that depends on this pass's writes leaves before they are durable.
+          // A leader's appends and heartbeats go out while its disk writes the
+          // same entries (Ready.sendBeforePersist); every other message waits
+          // for the sync, as does everything that applies or answers.
+          let early = false;
+          for (const [g, rd] of batch) {
+            if (!rd.sendBeforePersist || rd.messages.length === 0) continue;
+            for (const m of rd.messages) this.opts.send(g.partition, m);
+            early = true;
+          }
+          if (early) this.opts.flush();
           await commit();
-          this.finishAll(batch);
+          for (const [g, rd] of batch) g.finish(rd, (m) => this.opts.send(g.partition, m), rd.sendBeforePersist);
         }
         this.opts.flush();
       } catch (err) {

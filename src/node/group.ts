@@ -11,7 +11,8 @@ import { VeloError } from './errors.js';
  * (memory: done; LevelDB: queued for the pass's single synced commit).
  */
 export interface GroupStorage extends Storage {
-  stage(batch: { hardState: HardState | null; entries: Entry[]; snapshot: Snapshot | null }): void;
+  /** `sync` false: the batch need not be durable before the commit resolves (see SaveBatch). */
+  stage(batch: { hardState: HardState | null; entries: Entry[]; snapshot: Snapshot | null; sync?: boolean }): void;
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot;
 }
 
@@ -129,12 +130,15 @@ export class Group {
 
   /** Stages what a Ready asks to persist; the drive loop makes the pass durable before finish(). */
   persist(rd: Ready): void {
-    this.storage.stage({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+    this.storage.stage({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: rd.mustSync });
   }
 
-  /** After persisting: hands messages to `send`, applies, answers, advances. */
-  finish(rd: Ready, send: (m: Message) => void): void {
-    for (const m of rd.messages) send(m);
+  /**
+   * After persisting: hands messages to `send` (unless `messagesSent`: the
+   * drive loop sent a leader's ahead of the write), applies, answers, advances.
+   */
+  finish(rd: Ready, send: (m: Message) => void, messagesSent = false): void {
+    if (!messagesSent) for (const m of rd.messages) send(m);
     if (rd.snapshot) {
       this.sm.restore(rd.snapshot.data, rd.snapshot.metadata.index);
       this.applied = rd.snapshot.metadata.index;

@@ -173,7 +173,7 @@ export class Cluster implements NodeHooks {
     this.stats.readies++;
     if (rd.snapshot) this.stats.snapshotsInstalled++;
     this.invariants.persisted(node, rd);
-    if (rd.messages.length > 0) {
+    if (rd.messages.length > 0 && !rd.sendBeforePersist) {
       const down = this.crashBeforeSend.get(node.id);
       if (down !== undefined) {
         this.crashBeforeSend.delete(node.id);
@@ -194,6 +194,16 @@ export class Cluster implements NodeHooks {
       }
     }
     return false;
+  }
+
+  /** `crashBeforeSend` on a Ready whose messages went first: the crash falls between the sends and the write. */
+  sentBeforePersist(node: SimNode, rd: Ready): boolean {
+    if (rd.messages.length === 0 || (rd.entries.length === 0 && rd.hardState === null)) return false;
+    const down = this.crashBeforeSend.get(node.id);
+    if (down === undefined) return false;
+    this.crashBeforeSend.delete(node.id);
+    this.crashAfterReady.set(node.id, down);
+    return true;
   }
 
   send(node: SimNode, m: Message): void {
@@ -402,7 +412,7 @@ export class Cluster implements NodeHooks {
       case 'crashBeforeSend': {
         const n = this.resolve(e.node);
         this.crashBeforeSend.set(n.id, e.downTicks * T);
-        return `arm crash of ${n.id} between the fsync and the sends of its next Ready, for ${e.downTicks} ticks`;
+        return `arm crash of ${n.id} between the fsync and the sends of its next Ready (or, if its messages go first, between them and the fsync), for ${e.downTicks} ticks`;
       }
       case 'isolateNewLeader': {
         // Leaders already in office do not count as new.

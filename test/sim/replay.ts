@@ -17,6 +17,7 @@ export const BUG_NAMES: readonly BugName[] = [
   'readIndexWithoutHeartbeat',
   'voteBeforePersist',
   'appendWithoutPrevCheck',
+  'acksBeforePersist',
 ];
 
 export interface SeedRun {

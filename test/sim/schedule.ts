@@ -153,6 +153,18 @@ export const BUG_PROFILES: Record<keyof InjectedBugs, ScheduleProfile> = {
     weights: { partition: 6, transfer: 4, pause: 3, isolateNewLeader: 2 },
     membershipChance: 0,
   },
+  // A follower must ack entries, crash before they reach its disk, and be
+  // counted in a majority that no longer holds them: crash servers between
+  // sending and persisting, and crash leaders too so that the entries'
+  // fate rests on the followers.
+  acksBeforePersist: {
+    ...DEFAULT_PROFILE,
+    minEvents: 15,
+    maxEvents: 40,
+    weights: { crashBeforeSend: 8, crash: 4, crashLeaderOnFirstCommit: 2, isolateNewLeader: 2 },
+    membershipChance: 0,
+    maxCrashDownTicks: 30,
+  },
 };
 
 export function profileFor(bug: keyof InjectedBugs | undefined): ScheduleProfile {

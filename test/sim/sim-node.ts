@@ -42,6 +42,8 @@ export interface NodeHooks {
    * between its fsync and its sends (the cluster crashes it right after).
    */
   persisted(node: SimNode, rd: Ready): boolean;
+  /** After a Ready's messages left ahead of its writes; true if the node crashed there (the writes are lost). */
+  sentBeforePersist(node: SimNode, rd: Ready): boolean;
   /** Hands a message to the network. */
   send(node: SimNode, m: Message): void;
   /** The KV was replaced by the snapshot's state. */
@@ -177,7 +179,13 @@ export class SimNode {
     const rd = raft.ready();
 
     // 1. Durable first: snapshot, entries, hard state as one batch. The disk
-    //    keeps its own copies, as a real one would.
+    //    keeps its own copies, as a real one would. A leader's messages may
+    //    leave first (sendBeforePersist), and a crash may then fall between
+    //    sending them and the write.
+    if (rd.sendBeforePersist) {
+      for (const m of rd.messages) this.hooks.send(this, m);
+      if (this.hooks.sentBeforePersist(this, rd)) return true;
+    }
     this.storage.saveSync({
       hardState: rd.hardState,
       entries: rd.entries.map((e) => ({ ...e })),
@@ -186,7 +194,7 @@ export class SimNode {
     if (this.hooks.persisted(this, rd)) return true;
 
     // 2. Only then may messages that depend on it go out.
-    for (const m of rd.messages) this.hooks.send(this, m);
+    if (!rd.sendBeforePersist) for (const m of rd.messages) this.hooks.send(this, m);
 
     // 3. The state machine: a snapshot replaces it, then committed entries in order.
     if (rd.snapshot) {

@@ -177,6 +177,34 @@ describe('level store', () => {
     }
   });
 
+  test('a commit fsyncs when anything staged asked for it, and skips the fsync when only commit indexes moved', async () => {
+    const store = await openStore(await tempDir());
+    const g = store.group(1);
+    g.bootstrap(conf);
+    await store.commit();
+    const spy = vi.spyOn(Level.prototype, 'batch');
+    try {
+      const syncOf = () => ((spy.mock.calls.at(-1) as unknown[])[1] as { sync: boolean }).sync;
+      g.stage({ hardState: { term: 1, vote: 'n1', commit: 0 }, entries: ents(1, 3, 1), snapshot: null, sync: true });
+      await store.commit();
+      expect(syncOf()).toBe(true);
+      g.stage({ hardState: { term: 1, vote: 'n1', commit: 3 }, entries: [], snapshot: null, sync: false });
+      await store.commit();
+      expect(syncOf()).toBe(false);
+      // One batch of several groups is synced if any of them needs it.
+      g.stage({ hardState: { term: 1, vote: 'n1', commit: 3 }, entries: [], snapshot: null, sync: false });
+      store.group(2).stage({ hardState: { term: 4, vote: 'n2', commit: 0 }, entries: [], snapshot: null, sync: true });
+      await store.commit();
+      expect(syncOf()).toBe(true);
+      expect(spy).toHaveBeenCalledTimes(3);
+    } finally {
+      spy.mockRestore();
+    }
+    await store.close();
+    const again = await openStore(store.dir);
+    expect(again.group(1).initialState().hardState).toEqual({ term: 1, vote: 'n1', commit: 3 });
+  });
+
   test('a failed write is fatal: its savers are told, and every later write is refused', async () => {
     const store = await LevelStore.open(await tempDir());
     const g = store.group(1);

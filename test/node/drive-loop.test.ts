@@ -1,0 +1,199 @@
+// The drive loop's order of persisting and sending, with a disk (LevelDB in
+// production): a leader's appends leave while its own disk writes the same
+// entries (thesis §10.2.1), but a follower acks only what is durable, a
+// candidate asks for votes only once its vote is durable, and nothing is
+// applied or answered before the write that holds it. Two nodes in process,
+// each with its own hand-stepped event loop and a disk whose syncs complete
+// when the test says so.
+import { describe, expect, test } from 'vitest';
+import { MessageType, RaftNode } from '../../raft/index.js';
+import type { Message, NodeId } from '../../raft/index.js';
+import { MemoryStorage } from '../../storage/memory-storage.js';
+import { DriveLoop } from '../../src/node/drive-loop.js';
+import { Group } from '../../src/node/group.js';
+import type { GroupStateMachine } from '../../src/node/group.js';
+
+class Turns {
+  private queue: (() => void)[] = [];
+  readonly defer = (fn: () => void): void => {
+    this.queue.push(fn);
+  };
+  run(): void {
+    const fns = this.queue;
+    this.queue = [];
+    for (const fn of fns) fn();
+  }
+}
+
+/** Syncs that complete only when the test says so; it knows whether anything staged is not durable yet. */
+class ManualDisk {
+  private waiting: (() => void)[] = [];
+  private staged = 0;
+  private durable = 0;
+  /** Called for every batch the node stages. */
+  stage(): void {
+    this.staged++;
+  }
+  /** Something staged is not durable yet. */
+  get dirty(): boolean {
+    return this.staged > this.durable;
+  }
+  readonly commit = (): Promise<void> => {
+    const upTo = this.staged;
+    return new Promise((resolve) =>
+      this.waiting.push(() => {
+        this.durable = Math.max(this.durable, upTo);
+        resolve();
+      }),
+    );
+  };
+  get pending(): number {
+    return this.waiting.length;
+  }
+  async complete(): Promise<void> {
+    const w = this.waiting;
+    this.waiting = [];
+    for (const resolve of w) resolve();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+class Counter implements GroupStateMachine {
+  applied: number[] = [];
+  apply(index: number): unknown {
+    this.applied.push(index);
+    return index;
+  }
+  snapshot(): Uint8Array {
+    return new Uint8Array(0);
+  }
+  restore(): void {}
+}
+
+interface TestNode {
+  id: NodeId;
+  turns: Turns;
+  disk: ManualDisk;
+  group: Group;
+  sm: Counter;
+  /** Messages this node put on the wire (flushed), in order. */
+  wire: Message[];
+  /** Every message flushed, with whether something this node staged was not yet durable then. */
+  log: { m: Message; unsynced: boolean }[];
+}
+
+function node(id: NodeId, voters: NodeId[]): TestNode {
+  const turns = new Turns();
+  const disk = new ManualDisk();
+  const wire: Message[] = [];
+  const log: { m: Message; unsynced: boolean }[] = [];
+  let queued: Message[] = [];
+  const loop = new DriveLoop({
+    tickMs: 1000,
+    send: (_g, m) => queued.push(m),
+    flush: () => {
+      for (const m of queued) log.push({ m, unsynced: disk.dirty });
+      wire.push(...queued);
+      queued = [];
+    },
+    now: () => 0,
+    defer: turns.defer,
+    commit: disk.commit,
+  });
+  const storage = new MemoryStorage({ voters, learners: [] });
+  const stage = storage.stage.bind(storage);
+  storage.stage = (batch) => {
+    if (batch.hardState !== null || batch.entries.length > 0) disk.stage();
+    stage(batch);
+  };
+  const raft = new RaftNode({ id, storage, rng: { int: () => 0 }, electionTicks: 5, heartbeatTicks: 1 });
+  const sm = new Counter();
+  const group = new Group(0, raft, storage, sm, { everyEntries: 1e9, everyBytes: 1e12 });
+  loop.add(group);
+  return { id, turns, disk, group, sm, wire, log };
+}
+
+/** Delivers everything `from` has put on the wire to `to` (and forgets it). */
+function deliver(from: TestNode, to: TestNode): Message[] {
+  const ms = from.wire.splice(0).filter((m) => m.to === to.id);
+  for (const m of ms) to.group.raft.step(m);
+  to.group.wake();
+  return ms;
+}
+
+const types = (ms: Message[]) => ms.map((m) => m.type);
+
+async function electedPair(): Promise<[TestNode, TestNode]> {
+  const a = node('n1', ['n1', 'n2']);
+  const b = node('n2', ['n1', 'n2']);
+  // n1 campaigns (its election timer is the shortest, rng 0) ...
+  for (let i = 0; i < 20 && a.wire.length === 0; i++) {
+    a.group.raft.tick();
+    a.group.wake();
+    a.turns.run();
+    // ... and its pre-vote and vote requests wait for nothing but its own sync of the new term.
+    while (a.disk.pending > 0) await a.disk.complete();
+  }
+  for (let i = 0; i < 10 && !a.group.isLeader(); i++) {
+    deliver(a, b);
+    b.turns.run();
+    while (b.disk.pending > 0) await b.disk.complete();
+    deliver(b, a);
+    a.turns.run();
+    while (a.disk.pending > 0) await a.disk.complete();
+  }
+  expect(a.group.isLeader()).toBe(true);
+  // Settle: the leader's empty entry replicated and applied on both.
+  for (let i = 0; i < 6; i++) {
+    deliver(a, b);
+    b.turns.run();
+    while (b.disk.pending > 0) await b.disk.complete();
+    deliver(b, a);
+    a.turns.run();
+    while (a.disk.pending > 0) await a.disk.complete();
+  }
+  return [a, b];
+}
+
+describe('drive loop with a disk: what may leave before the sync', () => {
+  test("votes are asked for and granted only once the new term and vote are durable", async () => {
+    const [a, b] = await electedPair();
+    const votes = [...a.log, ...b.log].filter(({ m }) => m.type === MessageType.Vote || m.type === MessageType.VoteResp);
+    expect(votes.map(({ m }) => m.type)).toEqual([MessageType.Vote, MessageType.VoteResp]);
+    expect(votes.filter(({ unsynced }) => unsynced)).toEqual([]);
+  });
+
+  test("a leader's appends leave before its own sync; the write is applied and answered only after it", async () => {
+    const [a, b] = await electedPair();
+    const appliedBefore = a.sm.applied.length;
+    let answered = false;
+    const write = a.group.propose(new Uint8Array([1]), Infinity).then(() => (answered = true));
+
+    a.turns.run(); // the leader's pass: stages the entry, sends the append, waits for its sync
+    expect(a.disk.pending).toBe(1);
+    const sent = deliver(a, b);
+    expect(types(sent)).toContain(MessageType.Append);
+    expect(sent.find((m) => m.type === MessageType.Append)!.entries.length).toBe(1);
+
+    // The follower writes it, but acks only after its own sync.
+    b.turns.run();
+    expect(b.disk.pending).toBe(1);
+    expect(b.wire.filter((m) => m.type === MessageType.AppendResp)).toEqual([]);
+    await b.disk.complete();
+    expect(types(b.wire)).toContain(MessageType.AppendResp);
+
+    // The ack reaches the leader while its own sync is still running: the
+    // entry is committed by count, but nothing is applied or answered yet.
+    deliver(b, a);
+    a.turns.run();
+    await new Promise((r) => setImmediate(r));
+    expect(a.sm.applied.length).toBe(appliedBefore);
+    expect(answered).toBe(false);
+
+    while (a.disk.pending > 0) await a.disk.complete();
+    a.turns.run();
+    while (a.disk.pending > 0) await a.disk.complete();
+    await write;
+    expect(a.sm.applied.length).toBe(appliedBefore + 1);
+  });
+});
