@@ -1,6 +1,7 @@
 // Every error leaves as {"error":{"code","message"}} with its status; the one place they are mapped.
 import type { FastifyInstance } from 'fastify';
 import { VeloError } from '../src/node/errors.js';
+import { NotApplied } from '../src/node/group.js';
 
 export function errorBody(code: string, message: string): { error: { code: string; message: string } } {
   return { error: { code, message } };
@@ -10,6 +11,8 @@ export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, _req, reply) => {
     if (err instanceof VeloError) {
       if (err.retryAfterSeconds !== undefined) reply.header('Retry-After', String(err.retryAfterSeconds));
+      // Beyond API.md: this 503 certainly changed nothing, so even a conditional write may be sent again.
+      if (err instanceof NotApplied) reply.header('X-Velo-Retry', 'safe');
       // Time-outs and lost quorum answer 503 (API.md), with the code that says which.
       return reply.status(err.status).send(errorBody(err.code === 'timeout' ? 'unavailable' : err.code, err.message));
     }

@@ -49,6 +49,22 @@ function sendItem(reply: FastifyReply, item: ItemView): FastifyReply {
   return reply.status(200).send(Buffer.from(item.value.buffer, item.value.byteOffset, item.value.byteLength));
 }
 
+/**
+ * Beyond API.md: an answer from a node that does not lead the item's
+ * partition names the leader (as this node knows it) in X-Velo-Leader, so a
+ * client that routes by partition learns that its map is out of date.
+ */
+export function addLeaderHint(app: FastifyInstance, service: CacheService): void {
+  app.addHook('onSend', async (req, reply, payload) => {
+    const p = req.params as Params;
+    if (typeof p.cache === 'string' && (typeof p.region === 'string' || typeof p.key === 'string')) {
+      const leader = service.leaderOf(p.cache, p.region ?? null, p.key ?? '');
+      if (leader !== null && leader !== service.id) reply.header('X-Velo-Leader', leader);
+    }
+    return payload;
+  });
+}
+
 function singleHeader(req: FastifyRequest, name: string): string | undefined {
   const v = req.headers[name];
   if (Array.isArray(v)) throw new VeloError('bad_request', `${name} given more than once`);
@@ -60,6 +76,7 @@ export async function itemRoutes(app: FastifyInstance, opts: ItemsOptions): Prom
   // Every body is the value's bytes, whatever its type (encapsulated to this plugin).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.maxValueBytes }, (_req, body, done) => done(null, body));
+  addLeaderHint(app, service);
 
   const put = async (req: FastifyRequest, reply: FastifyReply) => {
     const ref = itemRef(req);

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { VeloError } from '../src/node/errors.js';
 import type { CacheService } from '../src/node/service.js';
+import { addLeaderHint } from './items.js';
 import { checkName } from './names.js';
 
 const params = { type: 'object', required: ['cache', 'region'], properties: { cache: { type: 'string', minLength: 1 }, region: { type: 'string', minLength: 1 } } } as const;
@@ -32,6 +33,7 @@ function encodeValue(contentType: string, value: Uint8Array): { value: unknown }
 
 export async function regionRoutes(app: FastifyInstance, opts: { service: CacheService }): Promise<void> {
   const { service } = opts;
+  addLeaderHint(app, service);
   app.get('/caches/:cache/regions/:region/items', { schema: { params, querystring: listQuery } }, async (req) => {
     const p = req.params as { cache?: string; region?: string };
     const q = req.query as { tag?: string | string[]; match?: 'any' | 'all' };

@@ -42,6 +42,14 @@ export interface ClusterView {
 export type Consistency = 'strong' | 'local';
 
 export interface CacheService {
+  /** This node's id (as in /v1/cluster). */
+  readonly id: string;
+  /**
+   * The leader of the partition that holds this item (for a region: the
+   * region's partition, whatever the key) as this node knows it; null when
+   * unknown. The HTTP layer tells clients when they asked the wrong node.
+   */
+  leaderOf(cache: string, region: string | null, key: string): string | null;
   put(req: PutRequest): Promise<{ version: string; created: boolean }>;
   get(ref: ItemRef, consistency: Consistency): Promise<{ item: ItemView | null; stale: boolean | null }>;
   delete(ref: ItemRef, ifMatch: string | null, lockHandle: string | null): Promise<void>;

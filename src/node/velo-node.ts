@@ -414,7 +414,9 @@ export class VeloNode implements CacheService {
       const retryable = res.retry === 'safe' || (res.retry === 'indeterminate' && isRead(req));
       if (!retryable || Date.now() >= deadline || this.closed) {
         this.counters.errors++;
-        if (retryable) throw new VeloError('unavailable', `partition ${req.partition} did not answer in time: ${res.message}`, 1);
+        const message = `partition ${req.partition} did not answer in time: ${res.message}`;
+        // Every attempt of a write is retried only while it certainly was not applied: then neither was the request (clients may retry it).
+        if (retryable) throw res.retry === 'safe' ? new NotApplied(message) : new VeloError('unavailable', message, 1);
         throw responseError(res);
       }
       hint = res.leader !== null && res.leader !== target ? res.leader : null;
@@ -721,6 +723,11 @@ export class VeloNode implements CacheService {
     return partitionOf(this.o.partitions, ref.cache, ref.region, ref.key);
   }
 
+  leaderOf(cache: string, region: string | null, key: string): NodeId | null {
+    const leader = this.loop.get(partitionOf(this.o.partitions, cache, region, key))?.leader();
+    return leader ? nodeOfMember(leader) : null;
+  }
+
   async put(req: PutRequest): Promise<{ version: string; created: boolean }> {
     const ref = { cache: req.cache, region: req.region, key: req.key };
     const out = await this.route({
@@ -994,12 +1001,27 @@ export class VeloNode implements CacheService {
     const current = caches.find((c) => c.name === name)?.settings ?? DEFAULT_SETTINGS;
     const full: CacheSettings = { ...current, ...settings };
     // The catalog lives in every partition; each applies the change at its own log position.
-    const results = await Promise.all(this.placement.map((p) => this.route({ op: 'putCache', partition: p.id, name, settings: full })));
+    const results = await this.everyPartition((partition) => ({ op: 'putCache', partition, name, settings: full }));
     return { created: results[0]!.result.created as boolean, settings: results[0]!.result.settings as CacheSettings };
   }
 
   async dropCache(name: string): Promise<void> {
-    await Promise.all(this.placement.map((p) => this.route({ op: 'dropCache', partition: p.id, name })));
+    await this.everyPartition((partition) => ({ op: 'dropCache', partition, name }));
+  }
+
+  /**
+   * A catalog change, one request per partition. Its failure says "not
+   * applied" (NotApplied: a client may retry it) only when no partition may
+   * have applied its share; once some did, the change is indeterminate.
+   */
+  private async everyPartition(request: (partition: number) => NodeRequest): Promise<{ result: Record<string, unknown>; value: Uint8Array | null }[]> {
+    const settled = await Promise.allSettled(this.placement.map((p) => this.route(request(p.id))));
+    const errors = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+    if (errors.length === 0) return settled.map((r) => (r as PromiseFulfilledResult<{ result: Record<string, unknown>; value: Uint8Array | null }>).value);
+    const other = errors.find((e) => !(e instanceof NotApplied));
+    if (other !== undefined) throw other;
+    if (errors.length < settled.length) throw new VeloError('unavailable', `${settled.length - errors.length} of ${settled.length} partitions applied the change; the others did not answer in time (${(errors[0] as Error).message})`, 1);
+    throw errors[0];
   }
 
   async stats(cache: string): Promise<CacheStats> {
