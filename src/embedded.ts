@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { buildServer } from '../api/server.js';
 import { UsageError } from './cli/args.js';
 import type { LogLevel } from './cli/args.js';
-import { checkFree, listenError, parseStartFlags } from './cli/start.js';
+import { checkFree, listenError, nodeOptions, parseStartFlags } from './cli/start.js';
 import type { StartFlags } from './cli/start.js';
 import { VeloClient } from './client/client.js';
 import type { VeloClientOptions } from './client/client.js';
@@ -146,21 +146,8 @@ export async function startNode(options: StartNodeOptions = {}): Promise<Embedde
       : pino({ level: 'silent' });
   let node: VeloNode;
   try {
-    node = await VeloNode.start({
-      id: flags.id,
-      // Members learn each other's HTTP address from here (GET /cluster): none when it is not served.
-      http: serveHttp ? flags.http : '',
-      raft: flags.raft,
-      peers: flags.peers,
-      partitions: flags.partitions,
-      replicas: flags.replicas,
-      requestTimeoutMs: flags.requestTimeoutMs,
-      snapshotEveryEntries: flags.snapshotEntries,
-      snapshotEveryBytes: flags.snapshotBytes,
-      clusterId: flags.clusterId,
-      logger,
-      ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
-    });
+    // Members learn each other's HTTP address from /cluster: none when it is not served.
+    node = await VeloNode.start(nodeOptions(flags, logger, serveHttp ? flags.http : ''));
   } catch (e) {
     // The raft port, taken between the check and the listen: the transport says so in its own words.
     if ((e as { code?: string }).code === 'listen_failed') {

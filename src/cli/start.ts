@@ -5,6 +5,8 @@ import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { buildServer, DEFAULT_MAX_VALUE_BYTES } from '../../api/server.js';
 import { VeloNode, splitHostPort } from '../node/velo-node.js';
+import type { VeloNodeOptions } from '../node/velo-node.js';
+import type { Logger } from 'pino';
 import { CliError, UsageError, intFlag, logLevelFlag, parseArgs } from './args.js';
 import type { LogLevel } from './args.js';
 
@@ -114,15 +116,15 @@ export function checkFree(addr: string, what: string): Promise<void> {
   });
 }
 
-/** Serves until SIGINT or SIGTERM, then resolves with exit code 0. */
-export async function start(argv: string[]): Promise<number> {
-  const flags = parseStartFlags(argv);
-  await checkFree(flags.http, '--http');
-  await checkFree(flags.raft, '--raft');
-  const logger = pino({ level: flags.logLevel, base: { node: flags.id } }, pino.destination(2));
-  const node = await VeloNode.start({
+/**
+ * The node's options from `velo start`'s flags (also embedded mode's, which
+ * takes the same ones). `advertisedHttp`: what /cluster tells others this
+ * node serves HTTP on ('' when it serves none).
+ */
+export function nodeOptions(flags: StartFlags, logger: Logger, advertisedHttp: string = flags.http): VeloNodeOptions {
+  return {
     id: flags.id,
-    http: flags.http,
+    http: advertisedHttp,
     raft: flags.raft,
     peers: flags.peers,
     partitions: flags.partitions,
@@ -134,7 +136,16 @@ export async function start(argv: string[]): Promise<number> {
     logger,
     ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
     unsafeStaleStrongReads: flags.unsafeStaleStrongReads,
-  });
+  };
+}
+
+/** Serves until SIGINT or SIGTERM, then resolves with exit code 0. */
+export async function start(argv: string[]): Promise<number> {
+  const flags = parseStartFlags(argv);
+  await checkFree(flags.http, '--http');
+  await checkFree(flags.raft, '--raft');
+  const logger = pino({ level: flags.logLevel, base: { node: flags.id } }, pino.destination(2));
+  const node = await VeloNode.start(nodeOptions(flags, logger));
   if (flags.unsafeStaleStrongReads) logger.warn('--unsafe-stale-strong-reads-for-testing: strong reads are NOT linearizable on this node (a test switch)');
   const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger });
   const [host, port] = splitHostPort(flags.http);
