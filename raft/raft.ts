@@ -119,7 +119,7 @@ export class RaftNode {
   private leaseRevoked = false;
   private pendingReads: PendingRead[] = [];
   /** Reads waiting for the leader's first commit in its term (thesis §6.4 step 1). */
-  private readsAwaitingCommit: unknown[] = [];
+  private readsAwaitingCommit: { context: unknown; lease: boolean }[] = [];
   private readStates: ReadState[] = [];
 
   private incoming: IncomingSnapshot | null = null;
@@ -258,8 +258,16 @@ export class RaftNode {
     return { ok: true, index, term: this.term };
   }
 
-  readIndex(context: unknown): ReadIndexResult {
+  /**
+   * A linearizable read at the current commit index (thesis §6.4). With
+   * leaseReads it is served from the lease when one holds, unless `lease` is
+   * false: the driver says so when it cannot vouch for its clock right now
+   * (its ticks are overdue, say after a stall), and the read then waits for a
+   * heartbeat round as without leases.
+   */
+  readIndex(context: unknown, opts: { lease?: boolean } = {}): ReadIndexResult {
     if (this.role !== Role.Leader) return { ok: false, reason: 'not_leader', leader: this.leader };
+    const lease = opts.lease ?? true;
     if (this.bugs.readIndexWithoutHeartbeat) {
       this.readStates.push({ context, index: this.log.committed });
       return { ok: true };
@@ -267,10 +275,10 @@ export class RaftNode {
     // Thesis §6.4: the read index is the commit index once the leader has
     // committed an entry of its own term; until then we cannot know it.
     if (this.log.term(this.log.committed) !== this.term) {
-      this.readsAwaitingCommit.push(context);
+      this.readsAwaitingCommit.push({ context, lease });
       return { ok: true };
     }
-    this.enqueueRead(context, this.log.committed);
+    this.enqueueRead(context, this.log.committed, lease);
     return { ok: true };
   }
 
@@ -766,7 +774,7 @@ export class RaftNode {
     if (this.readsAwaitingCommit.length > 0 && this.log.term(this.log.committed) === this.term) {
       const waiting = this.readsAwaitingCommit;
       this.readsAwaitingCommit = [];
-      for (const ctx of waiting) this.enqueueRead(ctx, this.log.committed);
+      for (const r of waiting) this.enqueueRead(r.context, this.log.committed, r.lease);
     }
     // Thesis §4.2.2: a leader removed from the configuration steps down once the change commits.
     if (!this.conf().voters.includes(this.id) && this.pendingConfIndex <= this.log.committed) {
@@ -888,12 +896,12 @@ export class RaftNode {
     this.advanceReadRound(); // a single voter confirms alone
   }
 
-  private enqueueRead(context: unknown, index: number): void {
+  private enqueueRead(context: unknown, index: number, lease: boolean): void {
     if (this.conf().voters.length === 1 && this.conf().voters[0] === this.id) {
       this.readStates.push({ context, index });
       return;
     }
-    if (this.leaseTicks > 0 && this.now < this.leaseExpiresAt && !this.leaseRevoked) {
+    if (lease && this.leaseTicks > 0 && this.now < this.leaseExpiresAt && !this.leaseRevoked) {
       // Thesis §6.4.1: within the lease no other leader can have been elected.
       this.readStates.push({ context, index });
       return;

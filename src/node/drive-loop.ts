@@ -32,7 +32,16 @@ export interface DriveLoopOptions {
   onFatal?: (err: unknown) => void;
   /** Runs `fn` on a later turn of the event loop; setImmediate unless a test steps the turns itself. */
   defer?: (fn: () => void) => void;
+  /** A monotonic clock in ms (performance.now unless a test drives it): ticks follow it, not the timer's count. */
+  monotonicNow?: () => number;
 }
+
+/**
+ * The most ticks one timer callback catches up after a stall: enough to run
+ * out any lease and election timer (2·electionTicks at the defaults), few
+ * enough that a long stall costs no noticeable work.
+ */
+const MAX_CATCH_UP_TICKS = 64;
 
 export class DriveLoop {
   private timer: NodeJS.Timeout | null = null;
@@ -42,9 +51,16 @@ export class DriveLoop {
   private readonly groups = new Map<number, Group>();
   private readonly defer: (fn: () => void) => void;
   private readonly snapshots: SnapshotScheduler<Group>;
+  private readonly monotonicNow: () => number;
+  /** Monotonic time the ticks count from, and how many have been given. */
+  private clockStart = 0;
+  private ticksGiven = 0;
+  /** Monotonic time of the last timer callback; -Infinity before start(). */
+  private lastTickAt = -Infinity;
 
   constructor(private readonly opts: DriveLoopOptions) {
     this.defer = opts.defer ?? setImmediate;
+    this.monotonicNow = opts.monotonicNow ?? (() => performance.now());
     this.snapshots = new SnapshotScheduler<Group>({
       groups: () => this.groups.values(),
       busy: () => this.running || this.stopped,
@@ -57,6 +73,7 @@ export class DriveLoop {
   add(group: Group): void {
     this.groups.set(group.partition, group);
     group.wake = () => this.schedule();
+    group.clockTrusted = () => this.clockTrusted();
     this.schedule();
   }
 
@@ -75,6 +92,9 @@ export class DriveLoop {
   start(): void {
     this.stopped = false;
     if (this.timer) return;
+    this.clockStart = this.monotonicNow();
+    this.ticksGiven = 0;
+    this.lastTickAt = this.clockStart;
     this.timer = setInterval(() => this.tick(), this.opts.tickMs);
     this.timer.unref?.();
   }
@@ -83,14 +103,41 @@ export class DriveLoop {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.lastTickAt = -Infinity;
   }
 
-  private tick(): void {
-    for (const g of this.groups.values()) g.raft.tick();
-    const now = this.opts.now();
-    for (const g of this.groups.values()) g.expire(now);
-    this.opts.onTick?.(now);
+  /**
+   * Whether the groups' logical clocks can be trusted right now, for leader
+   * leases: the timer has run within the last two ticks. After a stall (a
+   * long GC, SIGSTOP, an overloaded machine) the event loop may serve a read
+   * before the overdue timer runs, while the raft cores still believe it is
+   * the moment the stall began; such a read must confirm leadership with a
+   * heartbeat round instead (RaftNode.readIndex's `lease: false`).
+   */
+  clockTrusted(): boolean {
+    return this.monotonicNow() - this.lastTickAt < 2 * this.opts.tickMs;
+  }
+
+  /**
+   * Gives every group the ticks the monotonic clock says are due, not one per
+   * timer callback: callbacks come late under load, and a lease counted in
+   * ticks that lag real time would outlast the followers' election timeouts.
+   */
+  tick(): void {
+    const now = this.monotonicNow();
+    this.lastTickAt = now;
+    const due = Math.floor((now - this.clockStart) / this.opts.tickMs);
+    const ticks = Math.min(due - this.ticksGiven, MAX_CATCH_UP_TICKS);
+    this.ticksGiven = due;
+    for (let i = 0; i < ticks; i++) this.tickGroups();
+    const wall = this.opts.now();
+    for (const g of this.groups.values()) g.expire(wall);
+    this.opts.onTick?.(wall);
     this.schedule();
+  }
+
+  private tickGroups(): void {
+    for (const g of this.groups.values()) g.raft.tick();
   }
 
   /** Asks for a pass at the end of this event-loop turn; many inputs share it (batching). */

@@ -76,6 +76,8 @@ export class Group {
   private appliedBytesSinceSnapshot = 0;
   /** Asks the drive loop for a pass: set by the loop that runs this group. */
   wake: () => void = () => {};
+  /** Whether the loop's clock can back a leader lease now (see DriveLoop.clockTrusted); no lease until a loop says so. */
+  clockTrusted: () => boolean = () => false;
 
   constructor(
     readonly partition: number,
@@ -110,7 +112,7 @@ export class Group {
   /** A linearizable read (ReadIndex, thesis §6.4): `run` executes against state at least as new as the read index. */
   read<T>(run: () => T, deadline: number): Promise<T> {
     const id = this.nextReadId++;
-    const r = this.raft.readIndex(id);
+    const r = this.raft.readIndex(id, { lease: this.clockTrusted() });
     this.wake();
     if (!r.ok) return Promise.reject(new NotApplied(`partition ${this.partition} refused the read: ${r.reason}`));
     return new Promise<T>((resolve, reject) => {

@@ -5,7 +5,7 @@
 // applied or answered before the write that holds it. Two nodes in process,
 // each with its own hand-stepped event loop and a disk whose syncs complete
 // when the test says so.
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { MessageType, RaftNode } from '../../raft/index.js';
 import type { Message, NodeId } from '../../raft/index.js';
 import { MemoryStorage } from '../../storage/memory-storage.js';
@@ -195,5 +195,88 @@ describe('drive loop with a disk: what may leave before the sync', () => {
     while (a.disk.pending > 0) await a.disk.complete();
     await write;
     expect(a.sm.applied.length).toBe(appliedBefore + 1);
+  });
+});
+
+describe('drive loop clock: ticks follow the monotonic clock, leases only while it is trusted', () => {
+  function clockedLoop() {
+    vi.useFakeTimers(); // the loop's own setInterval never fires: the test calls tick() itself
+    let now = 0;
+    const loop = new DriveLoop({ tickMs: 50, send: () => {}, flush: () => {}, now: () => 0, defer: () => {}, monotonicNow: () => now });
+    const storage = new MemoryStorage({ voters: ['n1', 'n2'], learners: [] });
+    const raft = new RaftNode({ id: 'n1', storage, rng: { int: () => 0 }, electionTicks: 5, heartbeatTicks: 1 });
+    const group = new Group(0, raft, storage, new Counter(), { everyEntries: 1e9, everyBytes: 1e12 });
+    loop.add(group);
+    let ticks = 0;
+    const tick = raft.tick.bind(raft);
+    raft.tick = () => {
+      ticks++;
+      tick();
+    };
+    const leases: boolean[] = [];
+    const readIndex = raft.readIndex.bind(raft);
+    raft.readIndex = (ctx, opts) => {
+      leases.push(opts?.lease ?? true);
+      return readIndex(ctx, opts);
+    };
+    loop.start();
+    return {
+      loop,
+      group,
+      at(t: number) {
+        now = t;
+      },
+      ticks: () => ticks,
+      leases,
+      done() {
+        loop.stop();
+        vi.useRealTimers();
+      },
+    };
+  }
+
+  test('a late timer callback gives the ticks that are due; an early one none; a stall at most 64', () => {
+    const c = clockedLoop();
+    try {
+      c.at(49);
+      c.loop.tick();
+      expect(c.ticks()).toBe(0);
+      c.at(50);
+      c.loop.tick();
+      expect(c.ticks()).toBe(1);
+      c.at(180); // two callbacks came late: both ticks given at once
+      c.loop.tick();
+      expect(c.ticks()).toBe(3);
+      c.at(180 + 10_000); // a 10 s stall: capped
+      c.loop.tick();
+      expect(c.ticks()).toBe(3 + 64);
+      c.at(180 + 10_050); // and the count goes on from the clock, not from the cap
+      c.loop.tick();
+      expect(c.ticks()).toBe(3 + 64 + 1);
+    } finally {
+      c.done();
+    }
+  });
+
+  test('reads may use a lease only while the timer ran within the last two ticks', async () => {
+    const c = clockedLoop();
+    try {
+      c.at(50);
+      c.loop.tick();
+      c.at(149);
+      expect(c.loop.clockTrusted()).toBe(true);
+      void c.group.read(() => 1, Infinity).catch(() => {}); // not a leader: refused, but asked with the lease flag
+      c.at(150);
+      expect(c.loop.clockTrusted()).toBe(false);
+      void c.group.read(() => 1, Infinity).catch(() => {});
+      c.loop.tick(); // the overdue timer runs: trusted again
+      expect(c.loop.clockTrusted()).toBe(true);
+      void c.group.read(() => 1, Infinity).catch(() => {});
+      c.loop.stop();
+      expect(c.loop.clockTrusted()).toBe(false);
+      expect(c.leases).toEqual([true, false, true]);
+    } finally {
+      c.done();
+    }
   });
 });

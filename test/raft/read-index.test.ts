@@ -149,6 +149,20 @@ describe('§6.4.1 leader leases', () => {
     expect(l.reads.map((r) => r.context)).toEqual(['warmup', 'r']);
   });
 
+  test('a read the driver asks to take no lease (its clock is in doubt) waits for a round of its own', () => {
+    const { net, l } = ledWithLeases(true);
+    net.hold((m) => m.type === MessageType.HeartbeatResp);
+    l.raft.readIndex('r', { lease: false });
+    const out = net.drain(l);
+    expect(out.filter((m) => m.type === MessageType.Heartbeat)).toHaveLength(2);
+    for (const m of out) net.deliver(m);
+    net.settle();
+    expect(l.reads.map((r) => r.context)).toEqual(['warmup']);
+    net.hold(null);
+    net.release();
+    expect(l.reads.map((r) => r.context)).toEqual(['warmup', 'r']);
+  });
+
   test('without leaseReads, the same read waits for a round of its own', () => {
     const { net, l } = ledWithLeases(false);
     net.hold((m) => m.type === MessageType.HeartbeatResp);
