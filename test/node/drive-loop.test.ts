@@ -11,52 +11,8 @@ import type { Message, NodeId } from '../../raft/index.js';
 import { MemoryStorage } from '../../storage/memory-storage.js';
 import { DriveLoop } from '../../src/node/drive-loop.js';
 import { Group } from '../../src/node/group.js';
+import { ManualDisk, Turns } from '../support/event-loop.js';
 import type { GroupStateMachine } from '../../src/node/group.js';
-
-class Turns {
-  private queue: (() => void)[] = [];
-  readonly defer = (fn: () => void): void => {
-    this.queue.push(fn);
-  };
-  run(): void {
-    const fns = this.queue;
-    this.queue = [];
-    for (const fn of fns) fn();
-  }
-}
-
-/** Syncs that complete only when the test says so; it knows whether anything staged is not durable yet. */
-class ManualDisk {
-  private waiting: (() => void)[] = [];
-  private staged = 0;
-  private durable = 0;
-  /** Called for every batch the node stages. */
-  stage(): void {
-    this.staged++;
-  }
-  /** Something staged is not durable yet. */
-  get dirty(): boolean {
-    return this.staged > this.durable;
-  }
-  readonly commit = (): Promise<void> => {
-    const upTo = this.staged;
-    return new Promise((resolve) =>
-      this.waiting.push(() => {
-        this.durable = Math.max(this.durable, upTo);
-        resolve();
-      }),
-    );
-  };
-  get pending(): number {
-    return this.waiting.length;
-  }
-  async complete(): Promise<void> {
-    const w = this.waiting;
-    this.waiting = [];
-    for (const resolve of w) resolve();
-    await new Promise((r) => setImmediate(r));
-  }
-}
 
 class Counter implements GroupStateMachine {
   applied: number[] = [];

@@ -8,39 +8,8 @@ import { RaftNode } from '../../raft/index.js';
 import { MemoryStorage } from '../../storage/memory-storage.js';
 import { DriveLoop } from '../../src/node/drive-loop.js';
 import { Group } from '../../src/node/group.js';
+import { ManualDisk, Turns } from '../support/event-loop.js';
 import type { GroupObserver, GroupStateMachine, SnapshotPolicy } from '../../src/node/group.js';
-
-/** The event loop's turns, by hand: run() is one turn, and what it queues waits for the next. */
-class Turns {
-  private queue: (() => void)[] = [];
-  readonly defer = (fn: () => void): void => {
-    this.queue.push(fn);
-  };
-  get queued(): number {
-    return this.queue.length;
-  }
-  run(): void {
-    const fns = this.queue;
-    this.queue = [];
-    for (const fn of fns) fn();
-  }
-}
-
-/** A disk whose syncs complete when the test says so: a pass stays running until then. */
-class ManualDisk {
-  private waiting: (() => void)[] = [];
-  readonly commit = (): Promise<void> => new Promise((resolve) => this.waiting.push(resolve));
-  get pending(): number {
-    return this.waiting.length;
-  }
-  /** Completes every sync asked for so far, and lets what awaited them run. */
-  async complete(): Promise<void> {
-    const w = this.waiting;
-    this.waiting = [];
-    for (const resolve of w) resolve();
-    await new Promise((r) => setImmediate(r)); // the real event loop: only the awaiting passes' continuations run
-  }
-}
 
 /** State = the index of the last entry applied; its snapshot records that index, so a snapshot shows what it was taken of. */
 class IndexState implements GroupStateMachine {

@@ -149,24 +149,15 @@ describe('§6.4.1 leader leases', () => {
     expect(l.reads.map((r) => r.context)).toEqual(['warmup', 'r']);
   });
 
-  test('a read the driver asks to take no lease (its clock is in doubt) waits for a round of its own', () => {
-    const { net, l } = ledWithLeases(true);
+  // Both wait for a heartbeat round of their own: with leases off, and with
+  // leases on when the driver cannot vouch for its clock (lease: false).
+  test.each([
+    ['without leaseReads, the same read', false, {}],
+    ['a read the driver asks to take no lease (its clock is in doubt)', true, { lease: false }],
+  ] as const)('%s waits for a round of its own', (_name, leases, opts) => {
+    const { net, l } = ledWithLeases(leases);
     net.hold((m) => m.type === MessageType.HeartbeatResp);
-    l.raft.readIndex('r', { lease: false });
-    const out = net.drain(l);
-    expect(out.filter((m) => m.type === MessageType.Heartbeat)).toHaveLength(2);
-    for (const m of out) net.deliver(m);
-    net.settle();
-    expect(l.reads.map((r) => r.context)).toEqual(['warmup']);
-    net.hold(null);
-    net.release();
-    expect(l.reads.map((r) => r.context)).toEqual(['warmup', 'r']);
-  });
-
-  test('without leaseReads, the same read waits for a round of its own', () => {
-    const { net, l } = ledWithLeases(false);
-    net.hold((m) => m.type === MessageType.HeartbeatResp);
-    l.raft.readIndex('r');
+    l.raft.readIndex('r', opts);
     const out = net.drain(l);
     expect(out.filter((m) => m.type === MessageType.Heartbeat)).toHaveLength(2);
     for (const m of out) net.deliver(m);
