@@ -50,6 +50,8 @@ export class LevelGroupStorage implements Storage, StorageWriter {
   private mem: MemoryStorage;
   /** Whether anything of this group is on disk or staged: bootstrap() is only for new groups. */
   private known: boolean;
+  /** Set by destroy(): a handle still held by a stopping replica must not write the group back. */
+  private destroyed = false;
 
   constructor(
     readonly id: number,
@@ -99,6 +101,7 @@ export class LevelGroupStorage implements Storage, StorageWriter {
    * replica would overwrite the configuration its log has moved past.
    */
   bootstrap(confState: ConfState): void {
+    this.checkLive();
     if (this.known) throw new Error(`raft group ${this.id} already has state; bootstrap is only for a new group`);
     const snap: Snapshot = { metadata: { index: 0, term: 0, confState: { voters: [...confState.voters], learners: [...confState.learners] } }, data: new Uint8Array(0) };
     this.sink.push([{ type: 'put', key: groupKey(this.id, Kind.Snapshot), value: encodeSnapshot(snap) }], true);
@@ -119,6 +122,7 @@ export class LevelGroupStorage implements Storage, StorageWriter {
    * group's Ready, then calls store.commit() once.
    */
   stage(batch: SaveBatch): void {
+    this.checkLive(); // before touching the in-memory copy, not only at push()
     const ops: LevelOp[] = [];
     if (batch.snapshot && batch.snapshot.metadata.index > this.mem.snapshot().metadata.index) {
       // A leader's snapshot replaces the whole log.
@@ -142,6 +146,7 @@ export class LevelGroupStorage implements Storage, StorageWriter {
    * a restart finds, which is equally valid.
    */
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
+    this.checkLive();
     const before = this.mem.snapshot();
     const first = this.mem.firstIndex();
     const snap = this.mem.createSnapshot(index, confState, data);
@@ -172,13 +177,40 @@ export class LevelGroupStorage implements Storage, StorageWriter {
     this.deleteEntries(ops, this.mem.lastIndex() + 1, oldLast);
   }
 
+  /**
+   * Stages the deletion of every key of the group (store.destroyGroup() is
+   * the way in: the store must also forget this handle). The un-compacted log
+   * is all in memory, and everything before it was deleted when the snapshot
+   * covering it was written, so firstIndex..lastIndex are all the entry keys
+   * there are. Synced: a replica whose removal a crash undid would come back
+   * as a member of a group that has moved on without it.
+   */
+  destroy(): void {
+    if (this.destroyed) return;
+    if (this.known) {
+      const ops: LevelOp[] = [
+        { type: 'del', key: groupKey(this.id, Kind.HardState) },
+        { type: 'del', key: groupKey(this.id, Kind.Snapshot) },
+      ];
+      this.deleteEntries(ops, this.mem.firstIndex(), this.mem.lastIndex());
+      this.sink.push(ops, true);
+    }
+    this.destroyed = true;
+    this.known = false;
+  }
+
   private deleteEntries(ops: LevelOp[], lo: number, hi: number): void {
     for (let i = lo; i <= hi; i++) ops.push({ type: 'del', key: entryKey(this.id, i) });
   }
 
   private push(ops: LevelOp[], sync: boolean): void {
+    this.checkLive();
     if (ops.length === 0) return;
     this.sink.push(ops, sync);
     this.known = true;
+  }
+
+  private checkLive(): void {
+    if (this.destroyed) throw new Error(`raft group ${this.id} was destroyed on this node; take store.group(${this.id}) anew to recreate it`);
   }
 }

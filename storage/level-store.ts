@@ -90,6 +90,21 @@ export class LevelStore {
     return g;
   }
 
+  /**
+   * Deletes every key of group `id` (a replica that left the group: its
+   * partition moved elsewhere) at the next commit(), and forgets the group,
+   * so that group(id) then returns a new, empty storage that can be
+   * bootstrapped or receive a snapshot again. The old handle refuses writes.
+   * Nothing to do for a group with no state.
+   */
+  destroyGroup(id: number): void {
+    if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new RangeError(`group id ${id} is not a u32`);
+    const g = this.groups.get(id);
+    if (!g) return;
+    g.destroy();
+    this.groups.delete(id);
+  }
+
   /** The groups that have state (recovered from disk, or staged since). */
   groupIds(): number[] {
     return [...this.groups.values()].filter((g) => g.exists()).map((g) => g.id);
