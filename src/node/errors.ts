@@ -6,6 +6,7 @@ import { FAILURE_STATUS } from '../cache/index.js';
 const STATUS = {
   ...FAILURE_STATUS,
   value_too_large: 413,
+  conflict: 409,
   unavailable: 503,
   timeout: 503,
   internal: 500,
