@@ -1,10 +1,52 @@
-// Cluster and operations routes (API.md "Cluster and operations").
+// Cluster and operations routes (API.md "Cluster and operations"), and
+// membership changes (README "Growing and shrinking the cluster").
 import type { FastifyInstance } from 'fastify';
 import type { CacheService } from '../src/node/service.js';
 import { errorBody } from './errors.js';
 
+const NODE_ID = '^[A-Za-z0-9._-]{1,64}$';
+const HOST_PORT = '^(\\[[^\\]]+\\]|[^:\\s]+):[0-9]{1,5}$';
+
+const memberBody = {
+  type: 'object',
+  required: ['id', 'raft', 'http'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', pattern: NODE_ID },
+    raft: { type: 'string', pattern: HOST_PORT },
+    // '' for an embedded node that serves no HTTP.
+    http: { type: 'string', anyOf: [{ pattern: HOST_PORT }, { maxLength: 0 }] },
+    // Its raft member id; a new node's own id by default.
+    member: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}(@[0-9]{1,20})?$' },
+  },
+} as const;
+
 export async function clusterRoutes(app: FastifyInstance, opts: { service: CacheService }): Promise<void> {
-  app.get('/cluster', async () => opts.service.cluster());
+  const { service } = opts;
+  app.get('/cluster', async () => service.cluster());
+
+  app.post('/cluster/members', { schema: { body: memberBody } }, async (req) => {
+    const b = req.body as { id: string; raft: string; http: string; member?: string };
+    if (b.member !== undefined && b.member.split('@')[0] !== b.id) {
+      return Promise.reject(Object.assign(new Error(`member "${b.member}" is not a member id of node "${b.id}"`), { statusCode: 400 }));
+    }
+    return service.addMember({ id: b.id, raft: b.raft, http: b.http, member: b.member ?? b.id });
+  });
+
+  app.delete(
+    '/cluster/members/:id',
+    {
+      schema: {
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: NODE_ID } } },
+        querystring: { type: 'object', additionalProperties: false, properties: { force: { type: 'string', enum: ['true', 'false'] } } },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params as { id: string };
+      const force = (req.query as { force?: string }).force === 'true';
+      return reply.status(202).send(await service.removeMember(id, force));
+    },
+  );
 }
 
 /** Outside /v1: health, readiness and metrics. */

@@ -1,11 +1,13 @@
 // The `velo` command: dispatch to a verb, one line on stderr for any failure
-// (exit 2 for a bad command line, 1 otherwise). The verbs live in src/cli/.
+// (exit 2 for a bad command line, 1 otherwise, or the CliError's own code).
+// The verbs live in src/cli/.
 
 import { CliError, UsageError } from './cli/args.js';
 import { backup, restore } from './cli/backup.js';
 import { del, get, put } from './cli/client.js';
 import { demo } from './cli/demo.js';
 import { start } from './cli/start.js';
+import { removeNode, status } from './cli/status.js';
 
 export { CliError, UsageError } from './cli/args.js';
 export { parseStartFlags } from './cli/start.js';
@@ -16,17 +18,28 @@ export const USAGE = `usage:
              [--partitions N] [--replicas N] [--max-value-bytes N]
              [--request-timeout-ms N] [--cluster-id NAME] [--log-level LEVEL]
              [--data-dir DIR] [--snapshot-entries N] [--snapshot-bytes N]
+             [--join URL] [--max-moves N] [--move-bytes-per-sec N] [--replace-after-ms N]
   velo demo  [--nodes N] [--base-port P] [--log-level LEVEL]
   velo put   KEY [VALUE|-] [--cache C] [--region R] [--ttl-ms N] [--content-type T] [--url URL]
   velo get   KEY [--cache C] [--region R] [--local] [--url URL]
   velo del   KEY [--cache C] [--region R] [--url URL]
   velo backup  --to FILE [--cluster URL]
   velo restore --from FILE [--cluster URL] [--overwrite]
+  velo status  [--cluster URL] [--json]
+  velo remove-node ID [--cluster URL] [--force] [--no-wait]
 
 start  runs one node until Ctrl-C; with no flags a single in-memory node "n1",
        HTTP on 127.0.0.1:7070, raft on 127.0.0.1:7170. It prints one line when
        it serves; logs are JSON on stderr at LEVEL, one of
        fatal|error|warn|info|debug|trace|silent (default info).
+       --join URL adds the node to the running cluster that URL (any member's
+       HTTP) belongs to, which moves replicas onto it (a progress bar on
+       stderr until balanced); not with --peers, --partitions or --replicas.
+       --max-moves N: at most N partitions move at once, cluster-wide (default
+       2, 1..64); --move-bytes-per-sec N: the snapshot bytes this node sends
+       per second at most (default 67108864, at least 65536);
+       --replace-after-ms N: a member unreachable this long is drained, its
+       replicas re-created on the others (default 0: never).
 demo   runs N in-memory nodes (default 3, at most 9) as child processes: HTTP on
        127.0.0.1:P, P+1, ..., raft on P+100, P+101, ... (default P=7001, logs
        at warn), until Ctrl-C.
@@ -47,11 +60,30 @@ restore  checks FILE whole (every section's checksum) and only then loads it
          renumbered; expired items are skipped). It refuses a cluster that
          holds items unless --overwrite (which writes over, and keeps keys the
          backup lacks).
+status   the members (HTTP address, up/down, active/draining/removed,
+         replicas, leaderships), the partitions with a leader and moving, and
+         "balanced" or the rebalance's progress; --json: the raw GET /v1/cluster.
+remove-node  drains member ID: its replicas move to the others (one safe raft
+         change at a time), then it leaves. Refused when fewer members than the
+         replication factor would remain, unless --force. Waits with a progress
+         bar (stderr) until ID is removed, unless --no-wait; Ctrl-C stops the
+         waiting only (exit 130), the drain goes on.
 
 Exit status: 0 done, 1 failed (not found, an error answer, unreachable node,
-port in use, a corrupt backup, a refused restore), 2 bad command line.`;
+port in use, a corrupt backup, a refused restore or removal), 2 bad command
+line, 130 remove-node interrupted while waiting.`;
 
-const VERBS: Record<string, (argv: string[]) => Promise<number>> = { start, demo, put, get, del, backup, restore };
+const VERBS: Record<string, (argv: string[]) => Promise<number>> = {
+  start,
+  demo,
+  put,
+  get,
+  del,
+  backup,
+  restore,
+  status,
+  'remove-node': removeNode,
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [verb, ...rest] = argv;
@@ -62,7 +94,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    if (verb === undefined) throw new UsageError('missing command: start, demo, put, get, del, backup or restore');
+    if (verb === undefined) throw new UsageError('missing command: start, demo, put, get, del, backup, restore, status or remove-node');
     const run = Object.hasOwn(VERBS, verb) ? VERBS[verb]! : undefined;
     if (!run) throw new UsageError(`unknown command "${verb}"`);
     return await run(rest);

@@ -9,6 +9,7 @@ import type { VeloNodeOptions } from '../node/velo-node.js';
 import type { Logger } from 'pino';
 import { CliError, UsageError, intFlag, logLevelFlag, parseArgs } from './args.js';
 import type { LogLevel } from './args.js';
+import { followRebalance } from './progress.js';
 
 export interface StartFlags {
   id: string;
@@ -27,6 +28,12 @@ export interface StartFlags {
   logLevel: LogLevel;
   /** LevelDB persistence under this directory; null: memory only. */
   dataDir: string | null;
+  /** HTTP URL of a running member: join its cluster (null: bootstrap from --peers). */
+  join: string | null;
+  maxMoves: number;
+  moveBytesPerSec: number;
+  /** 0: members that go down are never replaced automatically. */
+  replaceAfterMs: number;
   /** TEST ONLY: strong reads from the local replica (stale), for proving the fault harness catches them. */
   unsafeStaleStrongReads: boolean;
 }
@@ -46,6 +53,9 @@ const SPEC = {
   'log-level': 'value',
   'data-dir': 'value',
   join: 'value',
+  'max-moves': 'value',
+  'move-bytes-per-sec': 'value',
+  'replace-after-ms': 'value',
   'unsafe-stale-strong-reads-for-testing': 'switch',
 } as const;
 
@@ -62,7 +72,17 @@ export function parseStartFlags(argv: string[]): StartFlags {
   const { flags } = parseArgs(argv, SPEC, 0);
   const dataDir = flags.get('data-dir');
   if (dataDir !== undefined && dataDir.trim() === '') throw new UsageError('--data-dir must name a directory');
-  if (flags.has('join')) throw new UsageError('--join is not available yet: start every member with the same --peers');
+  const join = flags.get('join') ?? null;
+  if (join !== null) {
+    let url: URL;
+    try {
+      url = new URL(join);
+    } catch {
+      throw new UsageError(`--join must be the HTTP URL of a running member (http://HOST:PORT), got "${join}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--join must be an http:// URL, got "${join}"`);
+    for (const f of ['peers', 'partitions', 'replicas']) if (flags.has(f)) throw new UsageError(`--join cannot be combined with --${f}: a joining node takes it from the cluster`);
+  }
   const id = flags.get('id') ?? 'n1';
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new UsageError(`--id must be 1–64 of A–Z a–z 0–9 . _ -, got "${id}"`);
   const http = hostPort('--http', flags.get('http') ?? '127.0.0.1:7070');
@@ -94,6 +114,10 @@ export function parseStartFlags(argv: string[]): StartFlags {
     clusterId: flags.get('cluster-id') ?? 'velo',
     logLevel: logLevelFlag(flags, 'info'),
     dataDir: dataDir ?? null,
+    join,
+    maxMoves: intFlag(flags, 'max-moves', 2, 1, 64),
+    moveBytesPerSec: intFlag(flags, 'move-bytes-per-sec', 64 << 20, 65536, 2 ** 40),
+    replaceAfterMs: intFlag(flags, 'replace-after-ms', 0, 0, 7 * 24 * 3600 * 1000),
     unsafeStaleStrongReads: flags.has('unsafe-stale-strong-reads-for-testing'),
   };
 }
@@ -136,6 +160,10 @@ export function nodeOptions(flags: StartFlags, logger: Logger, advertisedHttp: s
     logger,
     ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
     unsafeStaleStrongReads: flags.unsafeStaleStrongReads,
+    ...(flags.join ? { join: flags.join } : {}),
+    maxConcurrentMoves: flags.maxMoves,
+    moveBytesPerSecond: flags.moveBytesPerSec,
+    replaceAfterMs: flags.replaceAfterMs,
   };
 }
 
@@ -155,9 +183,28 @@ export async function start(argv: string[]): Promise<number> {
     await node.close();
     throw listenError(e, flags.http, '--http');
   }
-  process.stdout.write(`velo ${flags.id} serving http://${flags.http} (raft ${flags.raft}, ${flags.peers.size} member(s), ${flags.partitions} partitions, ${flags.dataDir ? `data in ${flags.dataDir}` : "in memory"})\n`);
+  const view = node.localCluster();
+  process.stdout.write(`velo ${flags.id} serving http://${flags.http} (raft ${flags.raft}, ${flags.join ? `joined through ${flags.join}` : `${view.members.length} member(s)`}, ${view.partitions.length} partitions, ${flags.dataDir ? `data in ${flags.dataDir}` : "in memory"})\n`);
+  // A joining node shows the moves that fill it, in the foreground, while it already serves.
+  const following = new AbortController();
+  if (flags.join) {
+    followRebalance(`http://${flags.http}`, {
+      out: process.stderr,
+      tty: process.stderr.isTTY === true,
+      label: `joining ${flags.id}`,
+      signal: following.signal,
+      until: (v) => v.rebalance.balanced && v.members.some((m) => m.id === flags.id && m.status === 'active'),
+    }).then(
+      (v) => {
+        const me = v.members.find((m) => m.id === flags.id);
+        process.stdout.write(`velo ${flags.id} joined: the cluster is balanced; this node holds ${me?.replicas ?? 0} replica(s) and leads ${me?.leaders ?? 0} partition(s)\n`);
+      },
+      () => {},
+    );
+  }
   return new Promise((resolve, reject) => {
     const stop = () => {
+      following.abort();
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       app

@@ -360,7 +360,7 @@ export class LocalBackend implements Backend {
 
   async cluster(): Promise<ClusterView> {
     if (this.closed) throw errorFor('unavailable', 'the embedded client is closed', null);
-    return structuredClone(this.node.cluster());
+    return structuredClone(await this.node.cluster());
   }
 
   /** Ends the event streams and refuses further requests; the node itself keeps running (its owner stops it). */

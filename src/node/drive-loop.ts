@@ -77,6 +77,7 @@ export class DriveLoop {
     this.schedule();
   }
 
+  /** Stops driving a group; a pass syncing its writes right now does not finish its Ready. */
   remove(partition: number): void {
     this.groups.delete(partition);
   }
@@ -183,7 +184,8 @@ export class DriveLoop {
           }
           if (early) this.opts.flush();
           await commit();
-          for (const [g, rd] of batch) g.finish(rd, (m) => this.opts.send(g.partition, m), rd.sendBeforePersist);
+          // A group removed during the sync (its replica moved away) is finished with: nothing more of it is applied or written.
+          for (const [g, rd] of batch) if (this.groups.get(g.partition) === g) g.finish(rd, (m) => this.opts.send(g.partition, m), rd.sendBeforePersist);
         }
         this.opts.flush();
       } catch (err) {

@@ -5,6 +5,7 @@
 
 import type { CacheSettings } from '../cache/index.js';
 import type { NodeId } from '../../raft/index.js';
+import type { MetaCommand } from './cluster-meta.js';
 import { VeloError } from './errors.js';
 import type { ErrorCode } from './errors.js';
 import { WireError, decodeEnvelope, encodeEnvelope } from './wire.js';
@@ -51,8 +52,12 @@ export type NodeRequest =
    * that follow, which go to that node whether or not it still leads.
    */
   | { op: 'export'; partition: number; exportId: string | null; offset: number }
-  /** A restarted node's new identity asks the leader to make it a member of the partition. */
-  | { op: 'join'; partition: number; raftId: string }
+  /** A command for the metadata group (partition META_GROUP), proposed by its leader. */
+  | { op: 'meta'; partition: number; command: MetaCommand }
+  /** Is `member` in the group's configuration as its leader applied it? (deleting a replica that moved away) */
+  | { op: 'memberOf'; partition: number; member: string }
+  /** The raft status of every group the receiving node holds (for /v1/cluster). */
+  | { op: 'groups'; partition: -1 }
   /** Startup: has the asking node been seen under another incarnation? */
   | { op: 'probe'; partition: -1; http: string };
 
@@ -80,7 +85,7 @@ export function encodeRequest(r: NodeRequest): Uint8Array {
 export function decodeRequest(bytes: Uint8Array): NodeRequest {
   const { header, body } = decodeEnvelope(bytes);
   const op = header.op;
-  const known = ['put', 'get', 'delete', 'touch', 'lock', 'unlock', 'listRegion', 'clearRegion', 'putCache', 'dropCache', 'catalog', 'events', 'stats', 'export', 'putMany', 'join', 'probe'];
+  const known = ['put', 'get', 'delete', 'touch', 'lock', 'unlock', 'listRegion', 'clearRegion', 'putCache', 'dropCache', 'catalog', 'events', 'stats', 'export', 'putMany', 'meta', 'memberOf', 'groups', 'probe'];
   if (typeof op !== 'string' || !known.includes(op)) throw new WireError(`unknown op ${JSON.stringify(op)}`);
   if (typeof header.partition !== 'number' || !Number.isInteger(header.partition)) throw new WireError('partition missing');
   // The sender is a node of this cluster running this code; the API validated the fields.

@@ -35,8 +35,12 @@ export type { CacheSettings, CacheStats };
 
 export interface ClusterView {
   node: string;
-  members: { id: string; http: string; raft: string; state: 'up' | 'down' }[];
-  partitions: { id: number; replicas: string[]; leader: string | null; term: number; commitIndex: number; voters: string[]; learners: string[] }[];
+  /** `replicas`: partitions whose target includes the member; `leaders`: partitions it leads now. */
+  members: { id: string; http: string; raft: string; state: 'up' | 'down'; status: 'active' | 'draining' | 'removed'; replicas: number; leaders: number }[];
+  /** `replicas` is the target placement (preferred leader first); `voters`/`learners` the raft configuration as last seen. */
+  partitions: { id: number; replicas: string[]; leader: string | null; term: number; commitIndex: number; voters: string[]; learners: string[]; moving: boolean }[];
+  /** balanced: no move under way (movesInFlight) and none waiting to start (movesPending). */
+  rebalance: { balanced: boolean; movesInFlight: number; movesPending: number; maxConcurrentMoves: number; moveBytesPerSecond: number };
 }
 
 export type Consistency = 'strong' | 'local';
@@ -75,7 +79,11 @@ export interface CacheService {
   load(items: readonly ItemRecord[]): Promise<{ written: number; failed: { index: number; code: string; message: string; retry: 'safe' | 'indeterminate' | 'no' }[] }>;
   /** This node's replica of a partition: applied index and a digest of its state (null: no replica here). */
   partitionDigest(partition: number): { node: string; partition: number; applied: number; digest: string } | null;
-  cluster(): ClusterView;
+  cluster(): Promise<ClusterView>;
+  /** Adds a member (or updates its addresses); answers with the membership, partition count and replication factor. */
+  addMember(m: { id: string; raft: string; http: string; member: string }): Promise<Record<string, unknown>>;
+  /** Drains a member: its replicas move elsewhere, then it is removed. Refused below the replication factor unless forced. */
+  removeMember(id: string, force: boolean): Promise<{ id: string; status: string }>;
   /** Every partition has a known leader. */
   isReady(): boolean;
   /** Prometheus text exposition. */

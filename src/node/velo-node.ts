@@ -8,8 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { CacheStateMachine, DEFAULT_SETTINGS, encodeCommand, encodePartitionExport } from '../cache/index.js';
 import type { Applied, CacheSettings, Command, ItemRecord, ItemView as CacheItem } from '../cache/index.js';
-import { ConfChangeType, RaftNode, applyConfChange, decodeConfChange } from '../../raft/index.js';
-import type { ConfState, Message, NodeId } from '../../raft/index.js';
+import { ConfChangeType, MessageType, RaftNode, applyConfChange, decodeConfChange } from '../../raft/index.js';
+import type { ConfState, HardState, Message, NodeId } from '../../raft/index.js';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { MemoryStorage } from '../../storage/memory-storage.js';
@@ -22,8 +22,12 @@ import { LevelStore } from '../../storage/level-store.js';
 import { Counter, Histogram, renderGauge } from './metrics.js';
 import { DEFAULT_EVENT_LOG_CAPACITY, EventLog, decodeEventId, encodeEventId } from './event-log.js';
 import type { Position, StoredEvent } from './event-log.js';
-import { partitionOf, placePartitions } from './partition-map.js';
-import type { PartitionPlacement } from './partition-map.js';
+import { partitionOf } from './partition-map.js';
+import { ClusterMeta, META_GROUP, encodeMetaCommand, initialMeta } from './cluster-meta.js';
+import type { MemberRecord, MetaCommand, MetaResult, MetaState } from './cluster-meta.js';
+import { metaVoters, rebalance } from './rebalance.js';
+import { configMatches, nextStep, nodeOfMember } from './reconcile.js';
+import { SnapshotThrottle } from './snapshot-throttle.js';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, errorResponse, responseError } from './requests.js';
 import type { NodeRequest, NodeResponse, Ref } from './requests.js';
 import type { CacheService, CacheStats, ClusterView, Consistency, ItemRef, ItemView, PutRequest } from './service.js';
@@ -34,8 +38,20 @@ export interface VeloNodeOptions {
   http: string;
   /** host:port of this node's raft transport. */
   raft: string;
-  /** Every bootstrap member's raft address, this node's included. */
+  /**
+   * Every bootstrap member's raft address, this node's included (a joining
+   * node: only its own). Members that joined later are reached at the
+   * address they registered; these entries override it (a proxy, say).
+   */
   peers: Map<NodeId, string>;
+  /** HTTP base URL of a running member: join its cluster instead of bootstrapping one. */
+  join?: string;
+  /** Partitions whose replicas move at once, cluster-wide (the metadata leader's setting applies). */
+  maxConcurrentMoves?: number;
+  /** The most snapshot bytes per second this node sends to replicas catching up. */
+  moveBytesPerSecond?: number;
+  /** A member unreachable this long is drained automatically and its replicas re-created elsewhere; 0: never. */
+  replaceAfterMs?: number;
   clusterId?: string;
   partitions?: number;
   replicas?: number;
@@ -86,13 +102,18 @@ const DEFAULTS = {
   eventLogCapacity: DEFAULT_EVENT_LOG_CAPACITY,
   unsafeStaleStrongReads: false,
   leaseReads: true,
+  join: '',
+  maxConcurrentMoves: 2,
+  moveBytesPerSecond: 64 << 20,
+  replaceAfterMs: 0,
 };
 
-/** Raft member ids: the node id for the first incarnation, `id@incarnation` after a memory-losing restart. */
-export function nodeOfMember(member: string): NodeId {
-  const at = member.indexOf('@');
-  return at < 0 ? member : member.slice(0, at);
-}
+const EMPTY_CONF: ConfState = { voters: [], learners: [] };
+
+/** The partitions of `n`: 0 … n−1. */
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+export { nodeOfMember };
 
 /** A partition replica's cache state, and the change events its applies produced. */
 class CacheGroupState implements GroupStateMachine {
@@ -158,7 +179,26 @@ export class VeloNode implements CacheService {
   readonly id: NodeId;
   private readonly o: Required<Omit<VeloNodeOptions, 'logger'>>;
   private readonly log: Logger;
-  private readonly placement: PartitionPlacement[];
+  /** The cluster's membership and target placement, as this node's replica of the metadata group has it. */
+  private readonly meta: ClusterMeta;
+  private readonly throttle: SnapshotThrottle;
+  /** Leaders learned from other nodes' answers, for partitions this node holds no replica of. */
+  private readonly leaderHints = new Map<number, NodeId>();
+  /** The votes of replicas this node deleted, kept so a replica re-created later never votes twice in a term. */
+  private readonly tombstones = new Map<number, HardState>();
+  /** Metadata leader: since when each member has been unreachable (auto-replacement). */
+  private readonly downSince = new Map<NodeId, number>();
+  /** One metadata proposal batch of the planner, one registration, one move report per partition at a time. */
+  private planning = false;
+  private registering = false;
+  private lastBlindRegister = 0;
+  private readonly reporting = new Set<number>();
+  private readonly collecting = new Set<number>();
+  private gcCountdown = 0;
+  /** Set once the groups exist: metadata changes before that are taken up by createGroups itself. */
+  private started = false;
+  /** The transport's peers as last set (bootstrap: --peers). */
+  private peerAddrs: Map<NodeId, string>;
   private readonly transport: Transport;
   private readonly loop: DriveLoop;
   /** This process's incarnation: it grows with every start (wall-clock ms). */
@@ -169,8 +209,6 @@ export class VeloNode implements CacheService {
   /** The first incarnation seen taking part in raft for each peer: a later one means the peer lost its memory. */
   private readonly firstIncarnation = new Map<NodeId, number>();
   private readonly httpOf = new Map<NodeId, string>();
-  /** Per partition this node leads: the member id each node asked to join with. */
-  private readonly joinRequests = new Map<number, Map<NodeId, string>>();
   /** Resolved on the next tick: how a request waits for an election without a timer of its own. */
   private tickWaiters: (() => void)[] = [];
   private reconcileCountdown = 0;
@@ -191,7 +229,7 @@ export class VeloNode implements CacheService {
     snapshotTaken: (partition) => this.snapshots.inc({ partition }),
     roleChanged: (partition, soft) => {
       this.leaderChanges.inc({ partition });
-      this.log.info({ partition, term: soft.term, leader: soft.leader ? nodeOfMember(soft.leader) : null, role: ROLE_NAMES[soft.role] }, `partition ${partition}: ${soft.leader ? `leader ${soft.leader}` : 'no leader'} in term ${soft.term}`);
+      this.log.info({ partition, term: soft.term, leader: soft.leader ? nodeOfMember(soft.leader) : null, role: ROLE_NAMES[soft.role] }, `${groupName(partition)}: ${soft.leader ? `leader ${soft.leader}` : 'no leader'} in term ${soft.term}`);
     },
   };
 
@@ -201,13 +239,17 @@ export class VeloNode implements CacheService {
     this.o = { ...DEFAULTS, ...rest } as VeloNode['o'];
     this.log = logger ?? pino({ level: 'silent' });
     this.memberId = memberId;
-    this.placement = placePartitions([...opts.peers.keys()], this.o.partitions, this.o.replicas);
+    this.meta = new ClusterMeta(null);
+    // Not inside the apply: creating groups is no business of a drive-loop pass.
+    this.meta.onChange = () => queueMicrotask(() => this.onMetaChange());
+    this.throttle = new SnapshotThrottle({ bytesPerSecond: this.o.moveBytesPerSecond, now: () => performance.now() });
     this.transport = transport;
     this.httpOf.set(this.id, opts.http);
+    this.peerAddrs = new Map([...opts.peers].filter(([id]) => id !== opts.id));
     this.loop = new DriveLoop({
       tickMs: this.o.tickMs,
       now: () => Date.now(),
-      send: (group, m) => this.transport.send(nodeOfMember(m.to), group, m),
+      send: (group, m) => this.sendRaft(group, m),
       flush: () => this.transport.flush(),
       onTick: (now) => this.onTick(now),
       ...(store
@@ -225,6 +267,7 @@ export class VeloNode implements CacheService {
   /** Starts the transport, decides this node's identity, creates its groups and starts the drive loop. */
   static async start(opts: VeloNodeOptions): Promise<VeloNode> {
     if (!opts.peers.has(opts.id)) throw new Error(`--peers must list this node (${opts.id}) too`);
+    if (opts.join && opts.peers.size !== 1) throw new Error('a joining node learns its peers from the cluster: give --join without --peers');
     for (const id of opts.peers.keys()) if (id.includes('@') || id.length === 0) throw new Error(`bad node id "${id}": ids are non-empty and have no "@"`);
     const [host, port] = splitHostPort(opts.raft);
     const store = opts.dataDir ? await LevelStore.open(opts.dataDir, { clusterId: opts.clusterId ?? DEFAULTS.clusterId, nodeId: opts.id }) : null;
@@ -248,15 +291,58 @@ export class VeloNode implements CacheService {
     }
     node.loop.start();
     const recovered = node.recoveredMemberId();
-    if (recovered !== null) {
-      // Its log and vote survived: it is the same member as before the restart.
-      node.memberId = recovered;
-      node.log.info({ member: recovered, dataDir: opts.dataDir }, `recovering ${store!.groupIds().length} partition(s) from ${opts.dataDir}`);
-    } else {
-      await node.decideIdentity();
+    try {
+      if (recovered !== null) {
+        // Its log and vote survived: it is the same member as before the restart.
+        node.memberId = recovered;
+        node.log.info({ member: recovered, dataDir: opts.dataDir }, `recovering ${store!.groupIds().length} group(s) from ${opts.dataDir}`);
+      } else if (opts.join) {
+        // A new member id for every incarnation that starts empty: it never voted under it.
+        node.memberId = `${opts.id}@${node.incarnation}`;
+      } else {
+        await node.decideIdentity();
+      }
+      node.createGroups(recovered !== null);
+      if (opts.join && node.meta.state === null) await node.joinCluster(opts.join);
+    } catch (e) {
+      await node.close();
+      throw e;
     }
-    node.createGroups();
     return node;
+  }
+
+  /**
+   * Registers this node with the cluster at `url` (any member's HTTP API),
+   * retrying while the cluster cannot answer; learns the partition count,
+   * replication factor and every member's raft address from the answer.
+   */
+  private async joinCluster(url: string): Promise<void> {
+    const base = url.replace(/\/+$/, '');
+    const body = JSON.stringify({ id: this.id, raft: this.o.raft, http: this.o.http, member: this.memberId });
+    const deadline = Date.now() + Math.max(60_000, this.o.requestTimeoutMs);
+    let last = '';
+    while (!this.closed) {
+      try {
+        const res = await fetch(`${base}/v1/cluster/members`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(this.o.requestTimeoutMs + 1000) });
+        const out = (await res.json()) as { error?: { code: string; message: string }; members?: MemberRecord[]; partitions?: number; replicas?: number };
+        if (res.ok && out.members && out.partitions && out.replicas) {
+          this.o.partitions = out.partitions;
+          this.o.replicas = out.replicas;
+          this.setPeersFrom(out.members);
+          this.log.info({ via: base, members: out.members.length }, `${this.id} joined the cluster as ${this.memberId}`);
+          return;
+        }
+        last = out.error ? `${out.error.code}: ${out.error.message}` : `HTTP ${res.status}`;
+        if (res.status >= 400 && res.status < 500) throw new Error(`joining through ${base} was refused: ${last}`);
+      } catch (e) {
+        if ((e as Error).message.startsWith('joining through')) throw e;
+        last = (e as Error).message;
+      }
+      if (Date.now() > deadline) throw new Error(`could not join the cluster through ${base}: ${last}`);
+      this.log.warn({ via: base, err: last }, 'joining: the cluster did not answer yet');
+      await this.nextTick();
+      await this.nextTick();
+    }
   }
 
   async close(): Promise<void> {
@@ -326,32 +412,123 @@ export class VeloNode implements CacheService {
     }
   }
 
-  private createGroups(): void {
-    for (const p of this.placement) {
-      if (!p.replicas.includes(this.id)) continue;
-      // A rejoining member starts empty, with no configuration: it must learn
-      // the group from a leader's snapshot before it takes any part.
-      const conf: ConfState = this.memberId === this.id ? { voters: p.replicas, learners: [] } : { voters: [], learners: [] };
-      const storage = this.groupStorage(p.id, conf);
-      const snap = storage.snapshot();
-      const raft = new RaftNode({
-        id: this.memberId,
-        storage,
-        applied: snap.metadata.index,
-        rng: { int: (n) => Math.floor(Math.random() * n) },
-        electionTicks: this.o.electionTicks,
-        heartbeatTicks: this.o.heartbeatTicks,
-        maxBytesPerAppend: 4 << 20,
-        maxSnapshotChunkBytes: 4 << 20,
-        // The margin covers a tick of lag on each side and clock rate drift.
-        ...(this.o.leaseReads ? { leaseReads: { maxClockDriftTicks: Math.ceil(this.o.electionTicks / 4) } } : {}),
-      });
-      const state = new CacheGroupState(new CacheStateMachine(this.o.partitions), this.o.eventLogCapacity);
-      // A recovered group resumes from its snapshot; the log after it is applied again as committed entries.
-      if (snap.metadata.index > 0 && snap.data.length > 0) state.restore(snap.data, snap.metadata.index);
-      this.states.set(p.id, state);
-      this.loop.add(new Group(p.id, raft, storage, state, { everyEntries: this.o.snapshotEveryEntries, everyBytes: this.o.snapshotEveryBytes }, this.observer));
+  /**
+   * Creates the metadata group and this node's partition replicas. A fresh
+   * bootstrap member starts every group it is placed in from the bootstrap
+   * configuration; a recovered node resumes the groups on its disk; a joining
+   * or rejoining node starts the metadata group empty. Partitions the targets
+   * give this node later start empty too (ensureGroups): each learns its
+   * group from the leader's snapshot, as a learner, before it takes part.
+   */
+  private createGroups(recovered: boolean): void {
+    const peers = [...this.o.peers.keys()].sort();
+    const bootstrap = !recovered && !this.o.join && this.memberId === this.id;
+    // The state at log index 0, identical on every bootstrap member; others learn it from a snapshot.
+    if (bootstrap || (recovered && !this.o.join)) this.meta.state = initialMeta(peers, this.o.partitions, this.o.replicas);
+    const voters = metaVoters([], peers, this.o.replicas);
+    this.addGroup(META_GROUP, bootstrap ? { voters, learners: peers.filter((id) => !voters.includes(id)) } : EMPTY_CONF);
+    const s = this.meta.state;
+    if (s !== null) {
+      this.o.partitions = s.partitions;
+      this.o.replicas = s.replicas;
     }
+    if (recovered) {
+      for (const id of this.store!.groupIds()) if (id !== META_GROUP) this.addGroup(id, EMPTY_CONF);
+    } else if (bootstrap) {
+      s!.targets.forEach((t, p) => {
+        if (t.replicas.includes(this.id)) this.addGroup(p, { voters: t.replicas, learners: [] });
+      });
+    }
+    this.started = true;
+    this.onMetaChange();
+  }
+
+  /** Creates a replica of group `p` (META_GROUP: the metadata) from its storage, bootstrapped with `conf` if new. */
+  private addGroup(p: number, conf: ConfState): void {
+    const storage = this.groupStorage(p, conf);
+    // A replica this node deleted earlier comes back with its vote, so it never votes twice in a term.
+    const tomb = this.tombstones.get(p);
+    if (tomb && storage.initialState().hardState.term < tomb.term) storage.stage({ hardState: tomb, entries: [], snapshot: null });
+    const snap = storage.snapshot();
+    const raft = new RaftNode({
+      id: this.memberId,
+      storage,
+      applied: snap.metadata.index,
+      rng: { int: (n) => Math.floor(Math.random() * n) },
+      electionTicks: this.o.electionTicks,
+      heartbeatTicks: this.o.heartbeatTicks,
+      maxBytesPerAppend: 4 << 20,
+      maxSnapshotChunkBytes: 4 << 20,
+      // The margin covers a tick of lag on each side and clock rate drift.
+      ...(this.o.leaseReads ? { leaseReads: { maxClockDriftTicks: Math.ceil(this.o.electionTicks / 4) } } : {}),
+    });
+    let state: GroupStateMachine;
+    if (p === META_GROUP) {
+      state = this.meta;
+    } else {
+      const cs = new CacheGroupState(new CacheStateMachine(this.o.partitions), this.o.eventLogCapacity);
+      this.states.set(p, cs);
+      state = cs;
+    }
+    // A recovered group resumes from its snapshot; the log after it is applied again as committed entries.
+    if (snap.metadata.index > 0 && snap.data.length > 0) state.restore(snap.data, snap.metadata.index);
+    this.loop.add(new Group(p, raft, storage, state, { everyEntries: this.o.snapshotEveryEntries, everyBytes: this.o.snapshotEveryBytes }, this.observer));
+  }
+
+  /** Creates the replicas the targets give this node and it does not have yet. */
+  private ensureGroups(): void {
+    const s = this.meta.state;
+    if (s === null || this.closed) return;
+    s.targets.forEach((t, p) => {
+      if (t.replicas.includes(this.id) && !this.loop.get(p)) {
+        this.log.info({ partition: p }, `partition ${p}: creating a replica here, to be filled from the leader's snapshot`);
+        this.addGroup(p, EMPTY_CONF);
+      }
+    });
+  }
+
+  /**
+   * Deletes this node's replica of partition `p`, once it is certainly out of
+   * the group: its log and state go, its vote is kept (tombstones).
+   */
+  private dropGroup(p: number): void {
+    const g = this.loop.get(p);
+    if (!g) return;
+    const st = g.raft.status();
+    this.tombstones.set(p, { term: st.term, vote: st.vote, commit: 0 });
+    this.loop.remove(p);
+    g.close();
+    this.states.delete(p);
+    this.store?.destroyGroup(p);
+    this.loop.schedule();
+    this.log.info({ partition: p }, `partition ${p}: replica deleted here (it moved to ${this.meta.state?.targets[p]?.replicas.join(', ')})`);
+  }
+
+  /** Snapshot chunks go out within the node's bandwidth limit for moves; everything else at once. */
+  private sendRaft(group: number, m: Message): void {
+    const to = nodeOfMember(m.to);
+    if (m.type === MessageType.Snapshot && m.snapshot) {
+      this.throttle.offer(group, m.to, m.snapshot.data.length, () => this.transport.send(to, group, m));
+      return;
+    }
+    this.transport.send(to, group, m);
+  }
+
+  private onMetaChange(): void {
+    if (!this.started || this.closed || this.meta.state === null) return;
+    this.setPeersFrom(this.meta.state.members);
+    this.ensureGroups();
+  }
+
+  /** The transport's peers: every member's registered raft address, overridden by the local --peers. */
+  private setPeersFrom(members: readonly MemberRecord[]): void {
+    const peers = new Map<NodeId, string>();
+    for (const m of members) if (m.id !== this.id && m.status !== 'removed' && m.raft !== '') peers.set(m.id, m.raft);
+    for (const [id, addr] of this.o.peers) if (id !== this.id) peers.set(id, addr);
+    const same = peers.size === this.peerAddrs.size && [...peers].every(([id, a]) => this.peerAddrs.get(id) === a);
+    if (same) return;
+    this.peerAddrs = peers;
+    this.transport.setPeers(peers);
   }
 
   /** A group's log storage: in this node's LevelDB when it has a data directory, else in memory. */
@@ -393,6 +570,7 @@ export class VeloNode implements CacheService {
       const seenBefore = first !== undefined && now !== null && now !== undefined && now !== first;
       return encodeResponse({ ok: true, result: { seenBefore, http: this.o.http }, value: null });
     }
+    if (req.op === 'groups') return encodeResponse({ ok: true, result: { groups: this.groupStatuses() }, value: null });
     return encodeResponse(await this.runAsLeader(req));
   }
 
@@ -404,11 +582,14 @@ export class VeloNode implements CacheService {
     const deadline = Date.now() + this.o.requestTimeoutMs;
     let hint: NodeId | null = firstTarget;
     let attempt = 0;
+    let hops = 0;
     for (;;) {
       const target: NodeId = hint ?? this.leaderNodeOf(req.partition, attempt++);
       let res: NodeResponse;
       if (target === this.id) {
         res = await this.runAsLeader(req);
+        // Asked itself as a non-replica: ask the others before waiting a tick.
+        if (!res.ok && res.leader === this.id) res = { ...res, leader: null };
       } else {
         this.counters.forwarded++;
         try {
@@ -430,7 +611,10 @@ export class VeloNode implements CacheService {
         throw responseError(res);
       }
       hint = res.leader !== null && res.leader !== target ? res.leader : null;
-      if (hint === null) await this.nextTick();
+      if (hint !== null && !this.loop.get(req.partition)) this.leaderHints.set(req.partition, hint);
+      else if (hint === null) this.leaderHints.delete(req.partition);
+      // Hints that lead in circles (nobody knows the leader yet) wait a tick too.
+      if (hint === null || ++hops % 4 === 0) await this.nextTick();
     }
   }
 
@@ -441,14 +625,34 @@ export class VeloNode implements CacheService {
   private leaderNodeOf(partition: number, attempt: number): NodeId {
     const leader = this.loop.get(partition)?.leader();
     if (leader) return nodeOfMember(leader);
-    const replicas = this.placement[partition]!.replicas;
-    return replicas[attempt % replicas.length]!;
+    const hint = this.leaderHints.get(partition);
+    if (hint !== undefined && attempt % 2 === 0) return hint;
+    const candidates = this.replicasOf(partition);
+    return candidates[attempt % candidates.length]!;
+  }
+
+  /** Where a partition's replicas are, as far as this node knows: its target, else every member. */
+  private replicasOf(partition: number): NodeId[] {
+    const s = this.meta.state;
+    if (partition === META_GROUP) {
+      const voters = this.loop.get(META_GROUP)?.raft.status().confState.voters.map(nodeOfMember) ?? [];
+      if (voters.length > 0) return voters;
+    } else {
+      const t = s?.targets[partition]?.replicas;
+      if (t && t.length > 0) return t;
+    }
+    const all = new Set<NodeId>([this.id, ...this.peerAddrs.keys()]);
+    for (const m of s?.members ?? []) if (m.status !== 'removed') all.add(m.id);
+    return [...all].sort();
   }
 
   /** Runs a request here; refuses with a hint when this replica does not lead the partition. */
   private async runAsLeader(req: NodeRequest): Promise<NodeResponse> {
     const g = this.loop.get(req.partition);
-    if (!g) return { ok: false, code: 'unavailable', message: `${this.id} holds no replica of partition ${req.partition}`, retry: 'safe', leader: this.placement[req.partition]?.replicas[0] ?? null };
+    if (!g) {
+      const hint = this.leaderHints.get(req.partition) ?? this.replicasOf(req.partition).find((id) => id !== this.id) ?? null;
+      return { ok: false, code: 'unavailable', message: `${this.id} holds no replica of partition ${req.partition}`, retry: 'safe', leader: hint };
+    }
     if (req.op === 'get' && req.consistency === 'local') return this.localRead(g, req.ref);
     if (req.op === 'events') return this.localEvents(g.partition, req.after, req.limit);
     if (req.op === 'export' && req.exportId !== null) return this.exportChunk(req.exportId, req.offset);
@@ -607,12 +811,18 @@ export class VeloNode implements CacheService {
         await Promise.all(puts);
         return { result: { failed }, value: null };
       }
-      case 'join': {
-        const wanted = this.joinRequests.get(g.partition) ?? new Map<NodeId, string>();
-        wanted.set(nodeOfMember(req.raftId), req.raftId);
-        this.joinRequests.set(g.partition, wanted);
-        return { result: {}, value: null };
+      case 'meta': {
+        const r = (await g.propose(encodeMetaCommand(req.command), deadline)) as MetaResult;
+        if (r.code !== 'ok') throw new VeloError(r.code, r.message);
+        if (req.command.type === 'register') return { result: this.membership(), value: null };
+        return { result: { changed: r.changed }, value: null };
       }
+      case 'memberOf': {
+        const conf = g.raft.appliedConfState();
+        return { result: { member: conf.voters.includes(req.member) || conf.learners.includes(req.member) }, value: null };
+      }
+      case 'groups':
+        throw new VeloError('bad_request', 'groups are answered by the transport handler');
       case 'probe':
         throw new VeloError('bad_request', 'probe is answered by the transport handler');
       case 'events':
@@ -626,20 +836,33 @@ export class VeloNode implements CacheService {
     const waiters = this.tickWaiters;
     this.tickWaiters = [];
     for (const w of waiters) w();
+    // Snapshot chunks held back by the bandwidth limit go out as their turn comes.
+    if (this.throttle.stats().held > 0) {
+      this.throttle.release();
+      this.transport.flush();
+    }
     for (const [id, e] of this.exports) if (e.expiresAt !== 0 && e.expiresAt <= now) this.exports.delete(id);
     if (--this.reconcileCountdown > 0) return;
     this.reconcileCountdown = Math.max(1, Math.round(200 / this.o.tickMs));
+    const s = this.meta.state;
+    this.registerSelf(s);
+    if (s === null) return; // nothing to reconcile toward until the metadata arrives
     for (const g of this.loop.all()) {
-      if (g.isLeader()) {
+      if (!g.isLeader()) continue;
+      if (g.partition === META_GROUP) {
+        this.reconcileGroup(g, s);
+        this.planMoves(g, s, now);
+      } else {
         this.proposeExpirations(g, now);
         this.proposeEvictions(g, now);
-        this.reconcileMembers(g);
-      } else if (this.memberId !== this.id) {
-        this.askToJoin(g);
+        this.reconcileGroup(g, s);
       }
     }
+    if (--this.gcCountdown <= 0) {
+      this.gcCountdown = 5;
+      this.collectReplicas(s);
+    }
   }
-
   /** Expired items are invisible at once; the leader removes them with an expire command (DESIGN.md). */
   private proposeExpirations(g: Group, now: number): void {
     const items = this.state(g).expiredItems(now);
@@ -669,58 +892,176 @@ export class VeloNode implements CacheService {
   }
 
   /**
-   * Moves the group's configuration toward its placement, one change at a
-   * time (thesis §4.1): a node's new member id joins as a learner, and once
-   * it has caught up its old id is removed and the new one promoted. Then
-   * leadership goes to the preferred replica, to spread leaders evenly.
+   * Moves a group's raft configuration toward its target, one safe change at
+   * a time (reconcile.ts): a new replica joins as a learner, catches up (by
+   * snapshot), is promoted, and only then does a leaving one go; then
+   * leadership goes to the preferred replica. A partition whose configuration
+   * matches its target reports its move done to the metadata group.
    */
-  private reconcileMembers(g: Group): void {
+  private reconcileGroup(g: Group, s: MetaState): void {
     const st = g.raft.status();
     const conf = st.confState;
-    const wanted = this.joinRequests.get(g.partition);
-    for (const [node, member] of wanted ?? []) {
-      const isVoter = conf.voters.includes(member);
-      const isLearner = conf.learners.includes(member);
-      const olds = [...conf.voters, ...conf.learners].filter((m) => m !== member && nodeOfMember(m) === node);
-      let change: { type: ConfChangeType; node: string } | null = null;
-      if (!isVoter && !isLearner) {
-        // The learner must take the group from a snapshot: make sure there is one past the bootstrap.
-        if (g.storage.snapshot().metadata.index === 0 && st.applied > 0) {
-          g.takeSnapshot();
-        }
-        change = { type: ConfChangeType.AddLearner, node: member };
-      } else if (isLearner) {
-        const caughtUp = (st.progress?.get(member)?.match ?? 0) >= st.commit;
-        if (!caughtUp) continue;
-        const oldVoter = olds.find((m) => conf.voters.includes(m));
-        change = oldVoter ? { type: ConfChangeType.RemoveNode, node: oldVoter } : { type: ConfChangeType.AddVoter, node: member };
-      } else if (olds.length > 0) {
-        change = { type: ConfChangeType.RemoveNode, node: olds[0]! };
-      } else {
-        wanted!.delete(node);
-        continue;
-      }
-      const r = g.raft.proposeConfChange(change);
-      if (r.ok) this.log.info({ partition: g.partition, term: st.term, change: ['add_voter', 'add_learner', 'remove'][change.type], member: change.node }, `partition ${g.partition}: membership change proposed`);
-      this.loop.schedule();
-      return; // one change at a time
+    const memberOf = (id: NodeId): string | undefined => s.members.find((m) => m.id === id)?.member;
+    let voterNodes: NodeId[];
+    let learnerNodes: NodeId[];
+    if (g.partition === META_GROUP) {
+      const active = s.members.filter((m) => m.status === 'active').map((m) => m.id);
+      const current = conf.voters.map(nodeOfMember).filter((id) => s.members.some((m) => m.id === id));
+      voterNodes = active.length > 0 ? metaVoters(current, active, s.replicas) : current;
+      learnerNodes = s.members.filter((m) => m.status !== 'removed' && !voterNodes.includes(m.id)).map((m) => m.id);
+    } else {
+      voterNodes = s.targets[g.partition]!.replicas;
+      learnerNodes = [];
     }
-    // Spread leadership: hand it to the preferred replica once it is a caught-up voter.
-    const preferred = this.placement[g.partition]!.replicas[0]!;
-    if (preferred !== this.id) {
-      const member = conf.voters.find((m) => nodeOfMember(m) === preferred);
-      const pr = member ? st.progress?.get(member) : undefined;
-      if (member && pr && pr.match >= st.lastIndex && this.transport.peerStatus().get(preferred)?.connected) {
-        g.raft.transferLeadership(member);
-        this.loop.schedule();
-      }
+    const desiredVoters = voterNodes.map(memberOf);
+    const desiredLearners = learnerNodes.map(memberOf);
+    if (desiredVoters.some((m) => m === undefined) || desiredLearners.some((m) => m === undefined)) return;
+    const input = {
+      self: this.memberId,
+      voters: conf.voters,
+      learners: conf.learners,
+      desiredVoters: desiredVoters as string[],
+      desiredLearners: desiredLearners as string[],
+      match: new Map([...(st.progress ?? new Map<string, { match: number }>())].map(([m, pr]) => [m, pr.match])),
+      commit: st.commit,
+      lastIndex: st.lastIndex,
+      connected: (m: string) => nodeOfMember(m) === this.id || this.transport.peerStatus().get(nodeOfMember(m))?.connected === true,
+    };
+    // A replica that has nothing (match 0) can only start from a snapshot: appends from index 1 never
+    // carry the bootstrap configuration. Whoever leads now, it must have one past the bootstrap to send.
+    if (g.storage.snapshot().metadata.index === 0 && st.applied > 0 && [...conf.voters, ...conf.learners].some((m) => m !== this.memberId && (input.match.get(m) ?? 0) === 0)) {
+      g.takeSnapshot();
+      this.loop.schedule();
+    }
+    if (g.partition !== META_GROUP && s.targets[g.partition]!.moving && configMatches(input)) this.reportMoveDone(g.partition, voterNodes);
+    let step: ReturnType<typeof nextStep>;
+    try {
+      step = nextStep(input);
+    } catch (e) {
+      // A configuration this code cannot move from: say so, and leave the group as it is.
+      this.log.error({ partition: g.partition, err: (e as Error).message, voters: conf.voters, learners: conf.learners }, `${groupName(g.partition)}: cannot reconcile its configuration`);
+      return;
+    }
+    if (step.kind === 'change') {
+      // A learner takes the group from a snapshot: make sure there is one past the bootstrap.
+      if (step.type === ConfChangeType.AddLearner && g.storage.snapshot().metadata.index === 0 && st.applied > 0) g.takeSnapshot();
+      const r = g.raft.proposeConfChange({ type: step.type, node: step.member });
+      if (r.ok) this.log.info({ partition: g.partition, term: st.term, change: ['add_voter', 'add_learner', 'remove'][step.type], member: step.member, why: step.why }, `${groupName(g.partition)}: membership change proposed`);
+      this.loop.schedule();
+    } else if (step.kind === 'transfer') {
+      g.raft.transferLeadership(step.to);
+      this.loop.schedule();
     }
   }
 
-  /** A rejoining node asks each partition's leader to take its new member id, until it is a voter. */
-  private askToJoin(g: Group): void {
-    if (g.raft.status().confState.voters.includes(this.memberId)) return;
-    this.route({ op: 'join', partition: g.partition, raftId: this.memberId }).catch(() => {});
+  private reportMoveDone(partition: number, replicas: NodeId[]): void {
+    if (this.reporting.has(partition)) return;
+    this.reporting.add(partition);
+    this.metaCommand({ type: 'moveDone', partition, replicas })
+      .then(() => this.log.info({ partition, replicas }, `partition ${partition}: move done, replicas on ${replicas.join(', ')}`))
+      .catch(() => {})
+      .finally(() => this.reporting.delete(partition));
+  }
+
+  /**
+   * The metadata leader's duties: drain members unreachable for longer than
+   * replaceAfterMs (if set); mark drained members removed; and release the
+   * moves toward the balanced placement, at most maxConcurrentMoves at once.
+   */
+  private planMoves(g: Group, s: MetaState, now: number): void {
+    if (this.planning) return;
+    const out: MetaCommand[] = [];
+    const active = s.members.filter((m) => m.status === 'active');
+    const status = this.transport.peerStatus();
+    if (this.o.replaceAfterMs > 0) {
+      for (const m of active) {
+        if (m.id === this.id || status.get(m.id)?.connected === true) {
+          this.downSince.delete(m.id);
+          continue;
+        }
+        const since = this.downSince.get(m.id) ?? now;
+        this.downSince.set(m.id, since);
+        if (now - since >= this.o.replaceAfterMs && active.length > 1) {
+          this.log.warn({ member: m.id, downMs: now - since }, `${m.id} has been unreachable for ${now - since} ms: replacing its replicas on the other members`);
+          out.push({ type: 'setStatus', id: m.id, status: 'draining' });
+        }
+      }
+    }
+    const anyMoving = s.targets.some((t) => t.moving);
+    for (const m of s.members) {
+      if (m.status === 'draining' && !anyMoving && !s.targets.some((t) => t.replicas.includes(m.id))) out.push({ type: 'setStatus', id: m.id, status: 'removed' });
+    }
+    const activeIds = new Set(active.map((m) => m.id));
+    if (activeIds.size > 0) {
+      const ideal = rebalance(s.targets.map((t) => t.replicas), [...activeIds], s.replicas);
+      let inFlight = s.targets.filter((t) => t.moving).length;
+      s.targets.forEach((t, p) => {
+        const next = ideal[p]!;
+        if (sameList(next, t.replicas)) return;
+        // A move toward a member that is no longer active can never finish: re-plan it at once.
+        const stale = t.replicas.some((id) => !activeIds.has(id));
+        if (t.moving && !stale) return;
+        if (!t.moving) {
+          if (inFlight >= this.o.maxConcurrentMoves) return;
+          inFlight++;
+        }
+        out.push({ type: 'setTarget', partition: p, from: t.replicas, replicas: next });
+      });
+    }
+    if (out.length === 0) return;
+    this.planning = true;
+    const deadline = now + this.o.requestTimeoutMs;
+    for (const c of out) if (c.type === 'setTarget') this.log.info({ partition: c.partition, from: c.from, to: c.replicas }, `partition ${c.partition}: moving replicas ${c.from.join(',')} → ${c.replicas.join(',')}`);
+    Promise.allSettled(out.map((c) => g.propose(encodeMetaCommand(c), deadline))).finally(() => {
+      this.planning = false;
+    });
+  }
+
+  /** Tells the metadata group this node's addresses and member id whenever they differ from its record. */
+  private registerSelf(s: MetaState | null): void {
+    if (this.registering) return;
+    const rec = s?.members.find((m) => m.id === this.id);
+    if (rec && (rec.status === 'removed' || (rec.raft === this.o.raft && rec.http === this.o.http && rec.member === this.memberId))) return;
+    if (s === null && Date.now() - this.lastBlindRegister < 2000) return;
+    if (s === null) this.lastBlindRegister = Date.now();
+    // Without the metadata (a rejoining node) it registers blindly: the leader then adds it as a learner.
+    this.registering = true;
+    this.metaCommand({ type: 'register', id: this.id, raft: this.o.raft, http: this.o.http, member: this.memberId })
+      .catch((e: unknown) => this.log.debug({ err: (e as Error).message }, 'registering with the metadata group failed; retrying'))
+      .finally(() => {
+        this.registering = false;
+      });
+  }
+
+  /**
+   * Deletes replicas this node no longer holds: those its targets exclude
+   * and whose group, at a committed configuration, no longer lists it — as
+   * this replica applied it, or as the partition's leader answers.
+   */
+  private collectReplicas(s: MetaState): void {
+    for (const g of [...this.loop.all()]) {
+      const p = g.partition;
+      if (p === META_GROUP || s.targets[p]?.replicas.includes(this.id) || this.collecting.has(p)) continue;
+      const applied = g.raft.appliedConfState();
+      const member = (c: ConfState) => c.voters.includes(this.memberId) || c.learners.includes(this.memberId);
+      if (!member(applied)) {
+        this.dropGroup(p);
+        continue;
+      }
+      this.collecting.add(p);
+      this.route({ op: 'memberOf', partition: p, member: this.memberId })
+        .then((out) => {
+          const t = this.meta.state?.targets[p];
+          if (out.result.member === false && t && !t.replicas.includes(this.id)) this.dropGroup(p);
+        })
+        .catch(() => {})
+        .finally(() => this.collecting.delete(p));
+    }
+  }
+
+  /** Proposes a command to the metadata group, at its leader wherever it is. */
+  private async metaCommand(command: MetaCommand): Promise<{ result: Record<string, unknown>; value: Uint8Array | null }> {
+    return this.route({ op: 'meta', partition: META_GROUP, command });
   }
 
   private nextTick(): Promise<void> {
@@ -948,7 +1289,7 @@ export class VeloNode implements CacheService {
     sink: { event(id: string, data: object): void; error(code: string, message: string): void },
   ): Promise<() => void> {
     const partitions =
-      filter.region !== null ? [partitionOf(this.o.partitions, filter.cache, filter.region, '')] : filter.key !== null ? [partitionOf(this.o.partitions, filter.cache, null, filter.key)] : this.placement.map((p) => p.id);
+      filter.region !== null ? [partitionOf(this.o.partitions, filter.cache, filter.region, '')] : filter.key !== null ? [partitionOf(this.o.partitions, filter.cache, null, filter.key)] : range(this.o.partitions);
     let cursor: Map<number, Position>;
     if (filter.lastEventId !== null) {
       try {
@@ -1025,7 +1366,7 @@ export class VeloNode implements CacheService {
    * have applied its share; once some did, the change is indeterminate.
    */
   private async everyPartition(request: (partition: number) => NodeRequest): Promise<{ result: Record<string, unknown>; value: Uint8Array | null }[]> {
-    const settled = await Promise.allSettled(this.placement.map((p) => this.route(request(p.id))));
+    const settled = await Promise.allSettled(range(this.o.partitions).map((p) => this.route(request(p))));
     const errors = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
     if (errors.length === 0) return settled.map((r) => (r as PromiseFulfilledResult<{ result: Record<string, unknown>; value: Uint8Array | null }>).value);
     const other = errors.find((e) => !(e instanceof NotApplied));
@@ -1035,35 +1376,108 @@ export class VeloNode implements CacheService {
   }
 
   async stats(cache: string): Promise<CacheStats> {
-    const all = await Promise.all(this.placement.map((p) => this.route({ op: 'stats', partition: p.id, cache })));
+    const all = await Promise.all(range(this.o.partitions).map((p) => this.route({ op: 'stats', partition: p, cache })));
     const sum: CacheStats = { items: 0, bytes: 0, hits: 0, misses: 0, evictions: 0, expirations: 0 };
     for (const r of all) for (const k of Object.keys(sum) as (keyof CacheStats)[]) sum[k] += (r.result[k] as number) ?? 0;
     return sum;
   }
 
-  cluster(): ClusterView {
+  /** The membership and the numbers a joining node needs (the answer to its registration). */
+  private membership(): Record<string, unknown> {
+    const s = this.meta.state!;
+    return { members: s.members, partitions: s.partitions, replicas: s.replicas };
+  }
+
+  /** The raft status of every partition replica on this node. */
+  private groupStatuses(): GroupStatus[] {
+    const out: GroupStatus[] = [];
+    for (const g of this.loop.all()) {
+      if (g.partition === META_GROUP) continue;
+      const st = g.raft.status();
+      out.push({ partition: g.partition, leader: st.leader ? nodeOfMember(st.leader) : null, term: st.term, commit: st.commit, voters: st.confState.voters, learners: st.confState.learners });
+    }
+    return out;
+  }
+
+  async addMember(m: { id: NodeId; raft: string; http: string; member: string }): Promise<Record<string, unknown>> {
+    const out = await this.metaCommand({ type: 'register', ...m });
+    return out.result;
+  }
+
+  async removeMember(id: NodeId, force: boolean): Promise<{ id: NodeId; status: string }> {
+    try {
+      await this.metaCommand({ type: 'setStatus', id, status: 'draining', force });
+      return { id, status: 'draining' };
+    } catch (e) {
+      // Already draining or removed: the request is done (idempotent); other refusals stand.
+      const m = this.meta.state?.members.find((x) => x.id === id);
+      if (e instanceof VeloError && e.code === 'conflict' && m && m.status !== 'active') return { id, status: m.status };
+      throw e;
+    }
+  }
+
+  /**
+   * The cluster as this node sees it: membership and targets from its
+   * metadata replica; each partition's leader and configuration from the
+   * replica with the newest term among this node's and the other members'.
+   */
+  async cluster(): Promise<ClusterView> {
+    const seen = new Map<number, GroupStatus>();
+    const others = [...this.transport.peerStatus()].filter(([, st]) => st.connected).map(([id]) => id);
+    await Promise.all(
+      others.map(async (id) => {
+        try {
+          const res = decodeResponse(await this.transport.request(id, encodeRequest({ op: 'groups', partition: -1 }), 1000));
+          if (res.ok) for (const g of res.result.groups as GroupStatus[]) takeNewest(seen, g);
+        } catch {
+          // That member's view is missing: its partitions show what the others know.
+        }
+      }),
+    );
+    return this.localCluster(seen);
+  }
+
+  /** The cluster as this node alone sees it (leaders of partitions it holds no replica of are null), plus `remote`'s statuses. */
+  localCluster(remote: Map<number, GroupStatus> = new Map()): ClusterView {
+    const s = this.meta.state;
     const status = this.transport.peerStatus();
-    const members = [...this.o.peers].map(([id, raft]) => ({
-      id,
-      http: this.httpOf.get(id) ?? '',
-      raft,
-      state: (id === this.id || status.get(id)?.connected ? 'up' : 'down') as 'up' | 'down',
-    }));
-    const partitions = this.placement.map((p) => {
-      const g = this.loop.get(p.id);
-      const st = g?.raft.status();
+    const seen = new Map(remote);
+    for (const g of this.groupStatuses()) takeNewest(seen, g);
+    const targets = s?.targets ?? [];
+    const partitions = range(this.o.partitions).map((p) => {
+      const st = seen.get(p);
       return {
-        id: p.id,
-        replicas: p.replicas,
-        leader: st?.leader ? nodeOfMember(st.leader) : null,
+        id: p,
+        replicas: targets[p]?.replicas ?? [],
+        leader: st?.leader ?? null,
         term: st?.term ?? 0,
         commitIndex: st?.commit ?? 0,
-        // Beyond API.md: the raft configuration as this node's replica sees it (member ids).
-        voters: st?.confState.voters ?? [],
-        learners: st?.confState.learners ?? [],
+        // Beyond API.md: the raft configuration (member ids), and whether the replicas are moving.
+        voters: st?.voters ?? [],
+        learners: st?.learners ?? [],
+        moving: targets[p]?.moving ?? false,
       };
     });
-    return { node: this.id, members, partitions };
+    const records = s?.members ?? [...this.o.peers].map(([id, raft]) => ({ id, raft, http: '', member: id, status: 'active' as const }));
+    const members = records.map((m) => ({
+      id: m.id,
+      http: m.http || this.httpOf.get(m.id) || '',
+      raft: this.o.peers.get(m.id) ?? m.raft,
+      state: (m.id === this.id || status.get(m.id)?.connected ? 'up' : 'down') as 'up' | 'down',
+      status: m.status,
+      replicas: targets.filter((t) => t.replicas.includes(m.id)).length,
+      leaders: partitions.filter((p) => p.leader === m.id).length,
+    }));
+    const active = records.filter((m) => m.status === 'active').map((m) => m.id);
+    const ideal = s && active.length > 0 ? rebalance(targets.map((t) => t.replicas), active, s.replicas) : targets.map((t) => t.replicas);
+    const movesInFlight = targets.filter((t) => t.moving).length;
+    const movesPending = targets.filter((t, p) => !t.moving && !sameList(t.replicas, ideal[p]!)).length;
+    return {
+      node: this.id,
+      members,
+      partitions,
+      rebalance: { balanced: s !== null && movesInFlight === 0 && movesPending === 0, movesInFlight, movesPending, maxConcurrentMoves: this.o.maxConcurrentMoves, moveBytesPerSecond: this.o.moveBytesPerSecond },
+    };
   }
 
   isReady(): boolean {
@@ -1113,8 +1527,30 @@ function itemOf(out: { result: Record<string, unknown>; value: Uint8Array | null
   return { value: out.value ?? new Uint8Array(0), contentType: r.contentType as string, version: r.version as string, expiresAt: (r.expiresAt as number | null) ?? null, tags: (r.tags as string[]) ?? [] };
 }
 
+/** Keeps the status with the newest term for each partition (a known leader wins a tie). */
+function takeNewest(seen: Map<number, GroupStatus>, g: GroupStatus): void {
+  const cur = seen.get(g.partition);
+  // A replica that is behind may still list an older configuration: the newest term, then the longest commit, wins.
+  if (!cur || g.term > cur.term || (g.term === cur.term && (g.commit > cur.commit || (g.commit === cur.commit && cur.leader === null && g.leader !== null)))) seen.set(g.partition, g);
+}
+
+export interface GroupStatus {
+  partition: number;
+  leader: NodeId | null;
+  term: number;
+  commit: number;
+  voters: string[];
+  learners: string[];
+}
+
+const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+function groupName(g: number): string {
+  return g === META_GROUP ? 'metadata group' : `partition ${g}`;
+}
+
 function isRead(req: NodeRequest): boolean {
-  return req.op === 'export' || req.op === 'get' || req.op === 'events' || req.op === 'catalog' || req.op === 'stats' || req.op === 'listRegion';
+  return req.op === 'export' || req.op === 'get' || req.op === 'events' || req.op === 'catalog' || req.op === 'stats' || req.op === 'listRegion' || req.op === 'memberOf';
 }
 
 function unwrap(res: NodeResponse): { result: Record<string, unknown>; value: Uint8Array | null } {

@@ -181,7 +181,7 @@ describe('against a real cluster that lost its quorum', () => {
     const key = keyIn(p, 'lost');
     await cluster.stop('n2');
     await cluster.stop('n3');
-    await until('n1 sees both peers down', async () => cluster.member(survivor).node.cluster().members.filter((m) => m.state === 'down').length === 2, 10_000, 10);
+    await until('n1 sees both peers down', async () => cluster.member(survivor).node.localCluster().members.filter((m) => m.state === 'down').length === 2, 10_000, 10);
     for (const headers of [{ 'if-match': '"1"' }, { 'if-none-match': '*' }, {}] as Record<string, string>[]) {
       const res = await fetch(cluster.url(survivor, `/v1/caches/default/items/${key}`), { method: 'PUT', body: 'x', headers });
       expect(res.status).toBe(503);

@@ -57,7 +57,7 @@ export class InProcessCluster {
         const seen = new Set<string | null>();
         let wanted: string | null = null;
         for (const m of this.members.values()) {
-          const part = m.node.cluster().partitions[p]!;
+          const part = m.node.localCluster().partitions[p]!;
           seen.add(part.leader);
           wanted = part.replicas[0]!;
         }
@@ -87,7 +87,7 @@ export class InProcessCluster {
   /** A partition's leader as `from` (default: any live member) sees it. */
   leaderOf(partition: number, from?: string): string | null {
     const m = from ? this.member(from) : this.members.values().next().value!;
-    return m.node.cluster().partitions[partition]!.leader;
+    return m.node.localCluster().partitions[partition]!.leader;
   }
 
   /** velo_forwarded_total summed over the live members, read through GET /metrics. */

@@ -53,7 +53,7 @@ describe('every client operation through LocalBackend, against a real embedded n
     expect(embedded.id).toBe('n1');
     const view = await embedded.client.cluster();
     expect(view.node).toBe('n1');
-    expect(view.members).toEqual([{ id: 'n1', http: '', raft: embedded.raftAddress, state: 'up' }]);
+    expect(view.members).toEqual([{ id: 'n1', http: '', raft: embedded.raftAddress, state: 'up', status: 'active', replicas: 4, leaders: 4 }]);
     expect(view.partitions).toHaveLength(4);
   });
 

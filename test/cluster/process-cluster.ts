@@ -21,6 +21,8 @@ export interface ClusterNode {
   raft: string;
   proc: ChildProcess | null;
   output: string[];
+  /** A node added with `join`: the member URL it joins through, and its args in place of the cluster's. */
+  join?: { url: string; args: string[] };
 }
 
 export class ProcessCluster {
@@ -89,13 +91,16 @@ export class ProcessCluster {
   /** Starts (or restarts) a node's process and resolves once it prints that it serves. */
   startNode(id: string): Promise<void> {
     const n = this.node(id);
+    // The bootstrap members only: a node that joined later is no bootstrap peer.
     const peers = [...this.nodes.values()]
+      .filter((m) => m.join === undefined)
       .map((m) => {
         const proxy = this.proxies.get(`${id}>${m.id}`);
         return `${m.id}=${proxy ? `127.0.0.1:${proxy.port}` : m.raft}`;
       })
       .join(',');
-    const proc = spawn(process.execPath, [MAIN, 'start', '--id', id, '--http', n.http, '--raft', n.raft, '--peers', peers, ...this.extraArgs, ...this.nodeArgs(id)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const how = n.join ? ['--join', n.join.url, ...n.join.args] : ['--peers', peers, ...this.extraArgs];
+    const proc = spawn(process.execPath, [MAIN, 'start', '--id', id, '--http', n.http, '--raft', n.raft, ...how, ...this.nodeArgs(id)], { stdio: ['ignore', 'pipe', 'pipe'] });
     n.proc = proc;
     return new Promise((resolve, reject) => {
       const onData = (chunk: Buffer) => {
@@ -107,6 +112,30 @@ export class ProcessCluster {
       proc.stderr!.on('data', (c: Buffer) => n.output.push(c.toString()));
       proc.once('exit', (code, signal) => reject(new Error(`${id} exited (${code ?? signal}) before serving:\n${n.output.join('')}`)));
     });
+  }
+
+  /**
+   * Adds node `id` on fresh ports and starts it with `--join joinUrl` instead
+   * of `--peers`; `args` replace the cluster's extra args, because a joining
+   * node refuses --partitions and --replicas (it takes them from the cluster).
+   * `startNode(id)` restarts it the same way, on the same ports. Its raft
+   * links are direct, even in a `proxied` cluster.
+   */
+  async join(id: string, joinUrl: string, args: string[] = []): Promise<void> {
+    if (this.nodes.has(id)) throw new Error(`node ${id} is already in the cluster`);
+    this.nodes.set(id, { id, http: `127.0.0.1:${await freePort()}`, raft: `127.0.0.1:${await freePort()}`, proc: null, output: [], join: { url: joinUrl, args } });
+    await this.startNode(id);
+  }
+
+  /** SIGTERM: a clean stop; resolves once the process has exited. */
+  async terminate(id: string): Promise<void> {
+    const n = this.node(id);
+    const proc = n.proc;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    await exited;
+    n.proc = null;
   }
 
   /** kill -9: no goodbye, memory lost. */
