@@ -14,3 +14,24 @@ export async function until(what: string, check: () => Promise<boolean>, timeout
     await new Promise((r) => setTimeout(r, pauseMs));
   }
 }
+
+/**
+ * Polls `check` until it returns null (the condition holds); after
+ * `timeoutMs` it throws `fail(last complaint)`: a timeout that says what was
+ * still wrong, not only that something was.
+ */
+export async function untilNoComplaint(check: () => Promise<string | null>, timeoutMs: number, fail: (last: string) => Error, pauseMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'not checked yet';
+  for (;;) {
+    try {
+      const complaint = await check();
+      if (complaint === null) return;
+      last = complaint;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    if (Date.now() > deadline) throw fail(last);
+    await new Promise((r) => setTimeout(r, pauseMs));
+  }
+}

@@ -76,3 +76,19 @@ export function logLevelFlag(flags: Map<string, string>, dflt: LogLevel): LogLev
   if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join('|')}, got "${raw}"`);
   return raw as LogLevel;
 }
+
+/** Where verbs that talk to a cluster go without --cluster. */
+export const DEFAULT_CLUSTER = 'http://127.0.0.1:7070';
+
+/** --cluster: any member's HTTP base URL (no trailing slash). */
+export function clusterFlag(flags: Map<string, string>): string {
+  const url = flags.get('cluster') ?? DEFAULT_CLUSTER;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--cluster must be like ${DEFAULT_CLUSTER}, got "${url}"`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`--cluster must start with http:// or https://, got "${url}"`);
+  return url.replace(/\/+$/, '');
+}

@@ -3,10 +3,9 @@
 // that the other verbs do not load it. Progress goes to stderr: a redrawn bar
 // on a terminal; otherwise nothing until the one summary line on stdout.
 
-import { UsageError, parseArgs } from './args.js';
+import { UsageError, clusterFlag, parseArgs } from './args.js';
 import type { ProgressState } from '../../scripts/backup.js';
 
-const DEFAULT_CLUSTER = 'http://127.0.0.1:7070';
 /** Redraws of the bar at most this often: a fast restore would otherwise spend its time on the terminal. */
 const REDRAW_MS = 100;
 const BAR_WIDTH = 24;
@@ -14,17 +13,6 @@ const BAR_WIDTH = 24;
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
 const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
-function clusterFlag(flags: Map<string, string>): string {
-  const url = flags.get('cluster') ?? DEFAULT_CLUSTER;
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new UsageError(`--cluster must be like ${DEFAULT_CLUSTER}, got "${url}"`);
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`--cluster must start with http:// or https://, got "${url}"`);
-  return url;
-}
 
 function fileFlag(flags: Map<string, string>, name: string, verb: string): string {
   const file = flags.get(name);

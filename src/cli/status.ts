@@ -2,26 +2,13 @@
 // rebalance that GET /v1/cluster reports, and draining a member through
 // DELETE /v1/cluster/members/:id, followed in the foreground.
 
-import { CliError, UsageError, parseArgs } from './args.js';
+import { CliError, UsageError, clusterFlag, parseArgs } from './args.js';
 import { followRebalance, movesRemaining, renderBar } from './progress.js';
 import type { ClusterView } from './progress.js';
 
-const DEFAULT_CLUSTER = 'http://127.0.0.1:7070';
 const TIMEOUT_MS = 30_000;
 /** As `velo start --id` accepts. */
 const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-function clusterFlag(flags: Map<string, string>): string {
-  const url = flags.get('cluster') ?? DEFAULT_CLUSTER;
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new UsageError(`--cluster must be like ${DEFAULT_CLUSTER}, got "${url}"`);
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`--cluster must start with http:// or https://, got "${url}"`);
-  return url.replace(/\/+$/, '');
-}
 
 interface Answer {
   status: number;

@@ -12,6 +12,7 @@ import type { Mix } from '../fault/workload.js';
 import { seededRandom } from '../support/random.js';
 import type { ClusterView } from '../../src/node/service.js';
 import type { ProcessCluster } from './process-cluster.js';
+import { untilNoComplaint } from '../../scripts/poll.js';
 
 export type { ClusterView };
 
@@ -199,17 +200,5 @@ export function unbalanced(v: ClusterView, replicas: number, dead: ReadonlySet<s
 
 /** Polls `check` until it returns null (holds); after `timeoutMs`, fails with its last complaint. */
 export async function settle(what: string, check: () => Promise<string | null>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'not checked yet';
-  for (;;) {
-    try {
-      const complaint = await check();
-      if (complaint === null) return;
-      last = complaint;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s; last seen: ${last}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await untilNoComplaint(check, timeoutMs, (last) => new Error(`${what}: not within ${timeoutMs / 1000} s; last seen: ${last}`));
 }

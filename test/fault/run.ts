@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessCluster } from '../cluster/process-cluster.js';
+import { untilNoComplaint } from '../../scripts/poll.js';
 import { checkLinearizable, formatOperation } from '../lincheck/index.js';
 import type { Operation } from '../lincheck/index.js';
 import { seededRandom } from '../support/random.js';
@@ -187,19 +188,7 @@ async function inject(cluster: ProcessCluster, ids: string[], f: Fault, persiste
 
 /** Polls `check` until it returns null (holds) or RECOVERY_MS passes; then fails with its last complaint. */
 async function within(what: string, check: () => Promise<string | null>): Promise<void> {
-  const deadline = Date.now() + RECOVERY_MS;
-  let last = 'not checked';
-  for (;;) {
-    try {
-      const complaint = await check();
-      if (complaint === null) return;
-      last = complaint;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    if (Date.now() > deadline) throw new Failure(`${what} did not hold ${RECOVERY_MS / 1000} s after healing: ${last}`);
-    await pause(100);
-  }
+  await untilNoComplaint(check, RECOVERY_MS, (last) => new Failure(`${what} did not hold ${RECOVERY_MS / 1000} s after healing: ${last}`));
 }
 
 /**

@@ -3,61 +3,16 @@
 // matters is what is on disk after the commit: no key of the destroyed group,
 // every key of the others, and a fresh start for the same id.
 
-import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Level } from 'level';
-import { afterAll, afterEach, describe, expect, test } from 'vitest';
-import type { ConfState, Entry } from '../../raft/index.js';
+import { describe, expect, test } from 'vitest';
 import { Kind, parseKey } from '../../storage/level-codec.js';
-import type { LevelGroupStorage } from '../../storage/level-storage.js';
 import { LevelStore } from '../../storage/level-store.js';
+import { conf, dump, ents, levelFixtures } from './level-fixtures.js';
 
-const dirs: string[] = [];
-const open: LevelStore[] = [];
+const { tempDir, openStore } = levelFixtures('velo-destroy-');
 
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(path.join(tmpdir(), 'velo-destroy-'));
-  dirs.push(d);
-  return d;
-}
 
-async function openStore(dir: string): Promise<LevelStore> {
-  const s = await LevelStore.open(dir, { clusterId: 'c', nodeId: 'n1' });
-  open.push(s);
-  return s;
-}
 
-afterEach(async () => {
-  for (const s of open.splice(0)) await s.close();
-});
-
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
-
-const conf: ConfState = { voters: ['n1', 'n2', 'n3'], learners: [] };
-
-function ents(from: number, to: number, term: number, tag = ''): Entry[] {
-  const out: Entry[] = [];
-  for (let i = from; i <= to; i++) out.push({ index: i, term, type: i % 2, data: new TextEncoder().encode(`${tag}e${i}`) });
-  return out;
-}
-
-/** Everything a restart must find again (snapshot data by hash). */
-function dump(g: LevelGroupStorage) {
-  const first = g.firstIndex();
-  const last = g.lastIndex();
-  const { metadata, data } = g.snapshot();
-  return {
-    initial: g.initialState(),
-    first,
-    last,
-    snapshot: { metadata, sha: createHash('sha256').update(data).digest('hex') },
-    entries: last >= first ? g.entries(first, last + 1, Infinity) : [],
-  };
-}
 
 /** Every group key in the (closed) database, as "group:kind[index]" strings, read through LevelDB itself. */
 async function keysOnDisk(dir: string): Promise<string[]> {

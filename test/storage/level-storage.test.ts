@@ -3,39 +3,16 @@
 // refusing directories that are not this node's, and deleting compacted keys.
 
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
-import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
-import type { ConfState, Entry } from '../../raft/index.js';
+import { describe, expect, test, vi } from 'vitest';
 import { entryRange, parseKey } from '../../storage/level-codec.js';
-import type { LevelGroupStorage } from '../../storage/level-storage.js';
 import { LevelStore } from '../../storage/level-store.js';
 import { storageSuite } from './storage-suite.js';
+import { conf, dump, ents, levelFixtures } from './level-fixtures.js';
 
-const dirs: string[] = [];
-const open: LevelStore[] = [];
-
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(path.join(tmpdir(), 'velo-level-'));
-  dirs.push(d);
-  return d;
-}
-
-async function openStore(dir: string, opts = { clusterId: 'c', nodeId: 'n1' }): Promise<LevelStore> {
-  const s = await LevelStore.open(dir, opts);
-  open.push(s);
-  return s;
-}
-
-afterEach(async () => {
-  for (const s of open.splice(0)) await s.close();
-});
-
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const { tempDir, openStore } = levelFixtures('velo-level-');
 
 storageSuite('level', async (conf) => {
   const g = (await openStore(await tempDir())).group(1);
@@ -43,27 +20,8 @@ storageSuite('level', async (conf) => {
   return g;
 });
 
-const conf: ConfState = { voters: ['n1', 'n2', 'n3'], learners: [] };
 
-function ents(from: number, to: number, term: number, tag = ''): Entry[] {
-  const out: Entry[] = [];
-  for (let i = from; i <= to; i++) out.push({ index: i, term, type: i % 2, data: new TextEncoder().encode(`${tag}e${i}`) });
-  return out;
-}
 
-/** Everything a restart must find again (snapshot data by hash: deep-comparing MiBs is slow). */
-function dump(g: LevelGroupStorage) {
-  const first = g.firstIndex();
-  const last = g.lastIndex();
-  const { metadata, data } = g.snapshot();
-  return {
-    initial: g.initialState(),
-    first,
-    last,
-    snapshot: { metadata, bytes: data.length, sha: createHash('sha256').update(data).digest('hex') },
-    entries: last >= first ? g.entries(first, last + 1, Infinity) : [],
-  };
-}
 
 /** Every file's name and content hash: "refused without modifying it". */
 async function fingerprint(dir: string): Promise<string[]> {
