@@ -37,7 +37,7 @@ start  runs one node until Ctrl-C; with no flags a single in-memory node "n1",
        stderr until balanced); not with --peers, --partitions or --replicas.
        --max-moves N: at most N partitions move at once, cluster-wide (default
        2, 1..64); --move-bytes-per-sec N: the snapshot bytes this node sends
-       per second at most (default 67108864, at least 65536);
+       per second at most (default 16777216, at least 65536);
        --replace-after-ms N: a member unreachable this long is drained, its
        replicas re-created on the others (default 0: never).
 demo   runs N in-memory nodes (default 3, at most 9) as child processes: HTTP on

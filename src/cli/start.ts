@@ -116,7 +116,7 @@ export function parseStartFlags(argv: string[]): StartFlags {
     dataDir: dataDir ?? null,
     join,
     maxMoves: intFlag(flags, 'max-moves', 2, 1, 64),
-    moveBytesPerSec: intFlag(flags, 'move-bytes-per-sec', 64 << 20, 65536, 2 ** 40),
+    moveBytesPerSec: intFlag(flags, 'move-bytes-per-sec', 16 << 20, 65536, 2 ** 40),
     replaceAfterMs: intFlag(flags, 'replace-after-ms', 0, 0, 7 * 24 * 3600 * 1000),
     unsafeStaleStrongReads: flags.has('unsafe-stale-strong-reads-for-testing'),
   };

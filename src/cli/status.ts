@@ -68,7 +68,9 @@ export function formatStatus(view: ClusterView): string {
   const remaining = movesRemaining(view);
   // Partitions neither moving nor waiting to move already sit where the balanced placement puts them.
   const rebalance = remaining === 0 ? 'balanced' : `rebalancing: ${movesInFlight} moving, ${movesPending} pending  ${renderBar(p - remaining, p, 30, 'partitions in place')}`;
-  return `${[`cluster as ${view.node} sees it`, table(rows, new Set([4, 5])), `partitions: ${p}, ${led} with a leader, ${moving} moving`, rebalance].join('\n')}\n`;
+  const m = view.metadata;
+  const metadata = m === null ? 'metadata: not received yet' : `metadata: leader ${m.leader ?? 'unknown'}, voters ${m.voters.join(',')}${m.learners.length > 0 ? `, learners ${m.learners.join(',')}` : ''}`;
+  return `${[`cluster as ${view.node} sees it`, table(rows, new Set([4, 5])), `partitions: ${p}, ${led} with a leader, ${moving} moving`, metadata, rebalance].join('\n')}\n`;
 }
 
 export async function status(argv: string[]): Promise<number> {

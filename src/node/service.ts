@@ -39,6 +39,8 @@ export interface ClusterView {
   members: { id: string; http: string; raft: string; state: 'up' | 'down'; status: 'active' | 'draining' | 'removed'; replicas: number; leaders: number }[];
   /** `replicas` is the target placement (preferred leader first); `voters`/`learners` the raft configuration as last seen. */
   partitions: { id: number; replicas: string[]; leader: string | null; term: number; commitIndex: number; voters: string[]; learners: string[]; moving: boolean }[];
+  /** The metadata group (membership and targets) as this node's replica of it sees it: null before it has one. */
+  metadata: { leader: string | null; term: number; voters: string[]; learners: string[] } | null;
   /** balanced: no move under way (movesInFlight) and none waiting to start (movesPending). */
   rebalance: { balanced: boolean; movesInFlight: number; movesPending: number; maxConcurrentMoves: number; moveBytesPerSecond: number };
 }

@@ -104,7 +104,7 @@ const DEFAULTS = {
   leaseReads: true,
   join: '',
   maxConcurrentMoves: 2,
-  moveBytesPerSecond: 64 << 20,
+  moveBytesPerSecond: 16 << 20,
   replaceAfterMs: 0,
 };
 
@@ -1472,10 +1472,12 @@ export class VeloNode implements CacheService {
     const ideal = s && active.length > 0 ? rebalance(targets.map((t) => t.replicas), active, s.replicas) : targets.map((t) => t.replicas);
     const movesInFlight = targets.filter((t) => t.moving).length;
     const movesPending = targets.filter((t, p) => !t.moving && !sameList(t.replicas, ideal[p]!)).length;
+    const meta = this.loop.get(META_GROUP)?.raft.status();
     return {
       node: this.id,
       members,
       partitions,
+      metadata: meta ? { leader: meta.leader ? nodeOfMember(meta.leader) : null, term: meta.term, voters: meta.confState.voters, learners: meta.confState.learners } : null,
       rebalance: { balanced: s !== null && movesInFlight === 0 && movesPending === 0, movesInFlight, movesPending, maxConcurrentMoves: this.o.maxConcurrentMoves, moveBytesPerSecond: this.o.moveBytesPerSecond },
     };
   }

@@ -12,6 +12,7 @@ function view(inFlight: number, pending: number, node = 'n1'): ClusterView {
     node,
     members: [{ id: 'n1', http: '127.0.0.1:7001', raft: '127.0.0.1:7101', state: 'up', status: 'active', replicas: 0, leaders: 0 }],
     partitions: [],
+    metadata: null,
     rebalance: { balanced: inFlight + pending === 0, movesInFlight: inFlight, movesPending: pending, maxConcurrentMoves: 2, moveBytesPerSecond: 67108864 },
   };
 }

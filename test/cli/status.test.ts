@@ -28,6 +28,7 @@ afterEach(() => {
 function clusterView(over: Partial<ClusterView> = {}): ClusterView {
   return {
     node: 'n1',
+    metadata: { leader: 'n1', term: 2, voters: ['n1', 'n10'], learners: [] },
     members: [
       { id: 'n1', http: '127.0.0.1:7001', raft: '127.0.0.1:7101', state: 'up', status: 'active', replicas: 3, leaders: 2 },
       { id: 'n2', http: '127.0.0.1:7002', raft: '127.0.0.1:7102', state: 'down', status: 'draining', replicas: 1, leaders: 0 },
@@ -113,6 +114,7 @@ describe('formatStatus', () => {
         'n2   127.0.0.1:7002  down   draining         1        0',
         'n10  127.0.0.1:7010  up     active           2        1',
         'partitions: 3, 2 with a leader, 1 moving',
+        'metadata: leader n1, voters n1,n10',
         'rebalancing: 1 moving, 1 pending  [##########....................]  33%  1/3 partitions in place',
         '',
       ].join('\n'),
