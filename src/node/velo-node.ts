@@ -192,6 +192,7 @@ export class VeloNode implements CacheService {
   private planning = false;
   private registering = false;
   private lastBlindRegister = 0;
+  private refusedWarned = false;
   private readonly reporting = new Set<number>();
   private readonly collecting = new Set<number>();
   private gcCountdown = 0;
@@ -1027,7 +1028,15 @@ export class VeloNode implements CacheService {
     // Without the metadata (a rejoining node) it registers blindly: the leader then adds it as a learner.
     this.registering = true;
     this.metaCommand({ type: 'register', id: this.id, raft: this.o.raft, http: this.o.http, member: this.memberId })
-      .catch((e: unknown) => this.log.debug({ err: (e as Error).message }, 'registering with the metadata group failed; retrying'))
+      .catch((e: unknown) => {
+        // A removed id stays removed: say so plainly (once) instead of retrying in silence.
+        if (e instanceof VeloError && e.code === 'conflict' && !this.refusedWarned) {
+          this.refusedWarned = true;
+          this.log.error({ err: e.message }, `the cluster refuses ${this.id}: ${e.message}`);
+        } else {
+          this.log.debug({ err: (e as Error).message }, 'registering with the metadata group failed; retrying');
+        }
+      })
       .finally(() => {
         this.registering = false;
       });
@@ -1075,8 +1084,10 @@ export class VeloNode implements CacheService {
   }
 
   leaderOf(cache: string, region: string | null, key: string): NodeId | null {
-    const leader = this.loop.get(partitionOf(this.o.partitions, cache, region, key))?.leader();
-    return leader ? nodeOfMember(leader) : null;
+    const p = partitionOf(this.o.partitions, cache, region, key);
+    const leader = this.loop.get(p)?.leader();
+    // Without a replica here, the leader another node named last (a hint: the client checks it).
+    return leader ? nodeOfMember(leader) : (this.leaderHints.get(p) ?? null);
   }
 
   async put(req: PutRequest): Promise<{ version: string; created: boolean }> {
