@@ -66,7 +66,8 @@ export function encodeMetaCommand(c: MetaCommand): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(c));
 }
 
-const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+/** The same ids in the same order. */
+export const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
 export class ClusterMeta implements GroupStateMachine {
   /** null until this replica has the metadata: a joining node learns it from the leader's snapshot. */

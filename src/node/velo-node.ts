@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { CacheStateMachine, DEFAULT_SETTINGS, encodeCommand, encodePartitionExport } from '../cache/index.js';
 import type { Applied, CacheSettings, Command, ItemRecord, ItemView as CacheItem } from '../cache/index.js';
-import { ConfChangeType, MessageType, RaftNode, applyConfChange, decodeConfChange } from '../../raft/index.js';
+import { MessageType, RaftNode, applyConfChange, decodeConfChange } from '../../raft/index.js';
 import type { ConfState, HardState, Message, NodeId } from '../../raft/index.js';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
@@ -23,10 +23,11 @@ import { Counter, Histogram, renderGauge } from './metrics.js';
 import { DEFAULT_EVENT_LOG_CAPACITY, EventLog, decodeEventId, encodeEventId } from './event-log.js';
 import type { Position, StoredEvent } from './event-log.js';
 import { partitionOf } from './partition-map.js';
-import { ClusterMeta, META_GROUP, encodeMetaCommand, initialMeta } from './cluster-meta.js';
-import type { MemberRecord, MetaCommand, MetaResult, MetaState } from './cluster-meta.js';
+import { ClusterMeta, META_GROUP, encodeMetaCommand, initialMeta, sameList } from './cluster-meta.js';
+import type { MemberRecord, MetaResult } from './cluster-meta.js';
 import { metaVoters, rebalance } from './rebalance.js';
-import { configMatches, nextStep, nodeOfMember } from './reconcile.js';
+import { nodeOfMember } from './reconcile.js';
+import { Membership, groupName } from './membership.js';
 import { SnapshotThrottle } from './snapshot-throttle.js';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, errorResponse, responseError } from './requests.js';
 import type { NodeRequest, NodeResponse, Ref } from './requests.js';
@@ -182,19 +183,11 @@ export class VeloNode implements CacheService {
   /** The cluster's membership and target placement, as this node's replica of the metadata group has it. */
   private readonly meta: ClusterMeta;
   private readonly throttle: SnapshotThrottle;
+  private readonly membership: Membership;
   /** Leaders learned from other nodes' answers, for partitions this node holds no replica of. */
   private readonly leaderHints = new Map<number, NodeId>();
   /** The votes of replicas this node deleted, kept so a replica re-created later never votes twice in a term. */
   private readonly tombstones = new Map<number, HardState>();
-  /** Metadata leader: since when each member has been unreachable (auto-replacement). */
-  private readonly downSince = new Map<NodeId, number>();
-  /** One metadata proposal batch of the planner, one registration, one move report per partition at a time. */
-  private planning = false;
-  private registering = false;
-  private lastBlindRegister = 0;
-  private refusedWarned = false;
-  private readonly reporting = new Set<number>();
-  private readonly collecting = new Set<number>();
   private gcCountdown = 0;
   /** Set once the groups exist: metadata changes before that are taken up by createGroups itself. */
   private started = false;
@@ -244,6 +237,18 @@ export class VeloNode implements CacheService {
     // Not inside the apply: creating groups is no business of a drive-loop pass.
     this.meta.onChange = () => queueMicrotask(() => this.onMetaChange());
     this.throttle = new SnapshotThrottle({ bytesPerSecond: this.o.moveBytesPerSecond, now: () => performance.now() });
+    this.membership = new Membership({
+      id: this.id,
+      memberId: () => this.memberId,
+      meta: this.meta,
+      log: this.log,
+      settings: this.o,
+      groups: () => this.loop.all(),
+      connected: (node) => node === this.id || this.transport.peerStatus().get(node)?.connected === true,
+      route: (req) => this.route(req),
+      dropGroup: (p) => this.dropGroup(p),
+      schedule: () => this.loop.schedule(),
+    });
     this.transport = transport;
     this.httpOf.set(this.id, opts.http);
     this.peerAddrs = new Map([...opts.peers].filter(([id]) => id !== opts.id));
@@ -815,7 +820,7 @@ export class VeloNode implements CacheService {
       case 'meta': {
         const r = (await g.propose(encodeMetaCommand(req.command), deadline)) as MetaResult;
         if (r.code !== 'ok') throw new VeloError(r.code, r.message);
-        if (req.command.type === 'register') return { result: this.membership(), value: null };
+        if (req.command.type === 'register') return { result: this.joinAnswer(), value: null };
         return { result: { changed: r.changed }, value: null };
       }
       case 'memberOf': {
@@ -846,22 +851,22 @@ export class VeloNode implements CacheService {
     if (--this.reconcileCountdown > 0) return;
     this.reconcileCountdown = Math.max(1, Math.round(200 / this.o.tickMs));
     const s = this.meta.state;
-    this.registerSelf(s);
+    this.membership.registerSelf(s);
     if (s === null) return; // nothing to reconcile toward until the metadata arrives
     for (const g of this.loop.all()) {
       if (!g.isLeader()) continue;
       if (g.partition === META_GROUP) {
-        this.reconcileGroup(g, s);
-        this.planMoves(g, s, now);
+        this.membership.reconcile(g, s);
+        this.membership.plan(g, s, now);
       } else {
         this.proposeExpirations(g, now);
         this.proposeEvictions(g, now);
-        this.reconcileGroup(g, s);
+        this.membership.reconcile(g, s);
       }
     }
     if (--this.gcCountdown <= 0) {
       this.gcCountdown = 5;
-      this.collectReplicas(s);
+      this.membership.collect(s);
     }
   }
   /** Expired items are invisible at once; the leader removes them with an expire command (DESIGN.md). */
@@ -890,187 +895,6 @@ export class VeloNode implements CacheService {
         .finally(() => this.evicting.delete(g.partition));
       return;
     }
-  }
-
-  /**
-   * Moves a group's raft configuration toward its target, one safe change at
-   * a time (reconcile.ts): a new replica joins as a learner, catches up (by
-   * snapshot), is promoted, and only then does a leaving one go; then
-   * leadership goes to the preferred replica. A partition whose configuration
-   * matches its target reports its move done to the metadata group.
-   */
-  private reconcileGroup(g: Group, s: MetaState): void {
-    const st = g.raft.status();
-    const conf = st.confState;
-    const memberOf = (id: NodeId): string | undefined => s.members.find((m) => m.id === id)?.member;
-    let voterNodes: NodeId[];
-    let learnerNodes: NodeId[];
-    if (g.partition === META_GROUP) {
-      const active = s.members.filter((m) => m.status === 'active').map((m) => m.id);
-      const current = conf.voters.map(nodeOfMember).filter((id) => s.members.some((m) => m.id === id));
-      voterNodes = active.length > 0 ? metaVoters(current, active, s.replicas) : current;
-      learnerNodes = s.members.filter((m) => m.status !== 'removed' && !voterNodes.includes(m.id)).map((m) => m.id);
-    } else {
-      voterNodes = s.targets[g.partition]!.replicas;
-      learnerNodes = [];
-    }
-    const desiredVoters = voterNodes.map(memberOf);
-    const desiredLearners = learnerNodes.map(memberOf);
-    if (desiredVoters.some((m) => m === undefined) || desiredLearners.some((m) => m === undefined)) return;
-    const input = {
-      self: this.memberId,
-      voters: conf.voters,
-      learners: conf.learners,
-      desiredVoters: desiredVoters as string[],
-      desiredLearners: desiredLearners as string[],
-      match: new Map([...(st.progress ?? new Map<string, { match: number }>())].map(([m, pr]) => [m, pr.match])),
-      commit: st.commit,
-      lastIndex: st.lastIndex,
-      connected: (m: string) => nodeOfMember(m) === this.id || this.transport.peerStatus().get(nodeOfMember(m))?.connected === true,
-    };
-    // A replica that has nothing (match 0) can only start from a snapshot: appends from index 1 never
-    // carry the bootstrap configuration. Whoever leads now, it must have one past the bootstrap to send.
-    if (g.storage.snapshot().metadata.index === 0 && st.applied > 0 && [...conf.voters, ...conf.learners].some((m) => m !== this.memberId && (input.match.get(m) ?? 0) === 0)) {
-      g.takeSnapshot();
-      this.loop.schedule();
-    }
-    if (g.partition !== META_GROUP && s.targets[g.partition]!.moving && configMatches(input)) this.reportMoveDone(g.partition, voterNodes);
-    let step: ReturnType<typeof nextStep>;
-    try {
-      step = nextStep(input);
-    } catch (e) {
-      // A configuration this code cannot move from: say so, and leave the group as it is.
-      this.log.error({ partition: g.partition, err: (e as Error).message, voters: conf.voters, learners: conf.learners }, `${groupName(g.partition)}: cannot reconcile its configuration`);
-      return;
-    }
-    if (step.kind === 'change') {
-      // A learner takes the group from a snapshot: make sure there is one past the bootstrap.
-      if (step.type === ConfChangeType.AddLearner && g.storage.snapshot().metadata.index === 0 && st.applied > 0) g.takeSnapshot();
-      const r = g.raft.proposeConfChange({ type: step.type, node: step.member });
-      if (r.ok) this.log.info({ partition: g.partition, term: st.term, change: ['add_voter', 'add_learner', 'remove'][step.type], member: step.member, why: step.why }, `${groupName(g.partition)}: membership change proposed`);
-      this.loop.schedule();
-    } else if (step.kind === 'transfer') {
-      g.raft.transferLeadership(step.to);
-      this.loop.schedule();
-    }
-  }
-
-  private reportMoveDone(partition: number, replicas: NodeId[]): void {
-    if (this.reporting.has(partition)) return;
-    this.reporting.add(partition);
-    this.metaCommand({ type: 'moveDone', partition, replicas })
-      .then(() => this.log.info({ partition, replicas }, `partition ${partition}: move done, replicas on ${replicas.join(', ')}`))
-      .catch(() => {})
-      .finally(() => this.reporting.delete(partition));
-  }
-
-  /**
-   * The metadata leader's duties: drain members unreachable for longer than
-   * replaceAfterMs (if set); mark drained members removed; and release the
-   * moves toward the balanced placement, at most maxConcurrentMoves at once.
-   */
-  private planMoves(g: Group, s: MetaState, now: number): void {
-    if (this.planning) return;
-    const out: MetaCommand[] = [];
-    const active = s.members.filter((m) => m.status === 'active');
-    const status = this.transport.peerStatus();
-    if (this.o.replaceAfterMs > 0) {
-      for (const m of active) {
-        if (m.id === this.id || status.get(m.id)?.connected === true) {
-          this.downSince.delete(m.id);
-          continue;
-        }
-        const since = this.downSince.get(m.id) ?? now;
-        this.downSince.set(m.id, since);
-        if (now - since >= this.o.replaceAfterMs && active.length > 1) {
-          this.log.warn({ member: m.id, downMs: now - since }, `${m.id} has been unreachable for ${now - since} ms: replacing its replicas on the other members`);
-          out.push({ type: 'setStatus', id: m.id, status: 'draining' });
-        }
-      }
-    }
-    const anyMoving = s.targets.some((t) => t.moving);
-    for (const m of s.members) {
-      if (m.status === 'draining' && !anyMoving && !s.targets.some((t) => t.replicas.includes(m.id))) out.push({ type: 'setStatus', id: m.id, status: 'removed' });
-    }
-    const activeIds = new Set(active.map((m) => m.id));
-    if (activeIds.size > 0) {
-      const ideal = rebalance(s.targets.map((t) => t.replicas), [...activeIds], s.replicas);
-      let inFlight = s.targets.filter((t) => t.moving).length;
-      s.targets.forEach((t, p) => {
-        const next = ideal[p]!;
-        if (sameList(next, t.replicas)) return;
-        // A move toward a member that is no longer active can never finish: re-plan it at once.
-        const stale = t.replicas.some((id) => !activeIds.has(id));
-        if (t.moving && !stale) return;
-        if (!t.moving) {
-          if (inFlight >= this.o.maxConcurrentMoves) return;
-          inFlight++;
-        }
-        out.push({ type: 'setTarget', partition: p, from: t.replicas, replicas: next });
-      });
-    }
-    if (out.length === 0) return;
-    this.planning = true;
-    const deadline = now + this.o.requestTimeoutMs;
-    for (const c of out) if (c.type === 'setTarget') this.log.info({ partition: c.partition, from: c.from, to: c.replicas }, `partition ${c.partition}: moving replicas ${c.from.join(',')} → ${c.replicas.join(',')}`);
-    Promise.allSettled(out.map((c) => g.propose(encodeMetaCommand(c), deadline))).finally(() => {
-      this.planning = false;
-    });
-  }
-
-  /** Tells the metadata group this node's addresses and member id whenever they differ from its record. */
-  private registerSelf(s: MetaState | null): void {
-    if (this.registering) return;
-    const rec = s?.members.find((m) => m.id === this.id);
-    if (rec && (rec.status === 'removed' || (rec.raft === this.o.raft && rec.http === this.o.http && rec.member === this.memberId))) return;
-    if (s === null && Date.now() - this.lastBlindRegister < 2000) return;
-    if (s === null) this.lastBlindRegister = Date.now();
-    // Without the metadata (a rejoining node) it registers blindly: the leader then adds it as a learner.
-    this.registering = true;
-    this.metaCommand({ type: 'register', id: this.id, raft: this.o.raft, http: this.o.http, member: this.memberId })
-      .catch((e: unknown) => {
-        // A removed id stays removed: say so plainly (once) instead of retrying in silence.
-        if (e instanceof VeloError && e.code === 'conflict' && !this.refusedWarned) {
-          this.refusedWarned = true;
-          this.log.error({ err: e.message }, `the cluster refuses ${this.id}: ${e.message}`);
-        } else {
-          this.log.debug({ err: (e as Error).message }, 'registering with the metadata group failed; retrying');
-        }
-      })
-      .finally(() => {
-        this.registering = false;
-      });
-  }
-
-  /**
-   * Deletes replicas this node no longer holds: those its targets exclude
-   * and whose group, at a committed configuration, no longer lists it — as
-   * this replica applied it, or as the partition's leader answers.
-   */
-  private collectReplicas(s: MetaState): void {
-    for (const g of [...this.loop.all()]) {
-      const p = g.partition;
-      if (p === META_GROUP || s.targets[p]?.replicas.includes(this.id) || this.collecting.has(p)) continue;
-      const applied = g.raft.appliedConfState();
-      const member = (c: ConfState) => c.voters.includes(this.memberId) || c.learners.includes(this.memberId);
-      if (!member(applied)) {
-        this.dropGroup(p);
-        continue;
-      }
-      this.collecting.add(p);
-      this.route({ op: 'memberOf', partition: p, member: this.memberId })
-        .then((out) => {
-          const t = this.meta.state?.targets[p];
-          if (out.result.member === false && t && !t.replicas.includes(this.id)) this.dropGroup(p);
-        })
-        .catch(() => {})
-        .finally(() => this.collecting.delete(p));
-    }
-  }
-
-  /** Proposes a command to the metadata group, at its leader wherever it is. */
-  private async metaCommand(command: MetaCommand): Promise<{ result: Record<string, unknown>; value: Uint8Array | null }> {
-    return this.route({ op: 'meta', partition: META_GROUP, command });
   }
 
   private nextTick(): Promise<void> {
@@ -1394,7 +1218,7 @@ export class VeloNode implements CacheService {
   }
 
   /** The membership and the numbers a joining node needs (the answer to its registration). */
-  private membership(): Record<string, unknown> {
+  private joinAnswer(): Record<string, unknown> {
     const s = this.meta.state!;
     return { members: s.members, partitions: s.partitions, replicas: s.replicas };
   }
@@ -1405,19 +1229,21 @@ export class VeloNode implements CacheService {
     for (const g of this.loop.all()) {
       if (g.partition === META_GROUP) continue;
       const st = g.raft.status();
-      out.push({ partition: g.partition, leader: st.leader ? nodeOfMember(st.leader) : null, term: st.term, commit: st.commit, voters: st.confState.voters, learners: st.confState.learners });
+      // The configuration this replica applied (committed), not one merely proposed.
+      const conf = g.raft.appliedConfState();
+      out.push({ partition: g.partition, leader: st.leader ? nodeOfMember(st.leader) : null, term: st.term, commit: st.commit, voters: conf.voters, learners: conf.learners });
     }
     return out;
   }
 
   async addMember(m: { id: NodeId; raft: string; http: string; member: string }): Promise<Record<string, unknown>> {
-    const out = await this.metaCommand({ type: 'register', ...m });
+    const out = await this.membership.command({ type: 'register', ...m });
     return out.result;
   }
 
   async removeMember(id: NodeId, force: boolean): Promise<{ id: NodeId; status: string }> {
     try {
-      await this.metaCommand({ type: 'setStatus', id, status: 'draining', force });
+      await this.membership.command({ type: 'setStatus', id, status: 'draining', force });
       return { id, status: 'draining' };
     } catch (e) {
       // Already draining or removed: the request is done (idempotent); other refusals stand.
@@ -1483,12 +1309,14 @@ export class VeloNode implements CacheService {
     const ideal = s && active.length > 0 ? rebalance(targets.map((t) => t.replicas), active, s.replicas) : targets.map((t) => t.replicas);
     const movesInFlight = targets.filter((t) => t.moving).length;
     const movesPending = targets.filter((t, p) => !t.moving && !sameList(t.replicas, ideal[p]!)).length;
-    const meta = this.loop.get(META_GROUP)?.raft.status();
+    const metaGroup = this.loop.get(META_GROUP);
+    const meta = metaGroup?.raft.status();
+    const metaConf = metaGroup?.raft.appliedConfState();
     return {
       node: this.id,
       members,
       partitions,
-      metadata: meta ? { leader: meta.leader ? nodeOfMember(meta.leader) : null, term: meta.term, voters: meta.confState.voters, learners: meta.confState.learners } : null,
+      metadata: meta && metaConf ? { leader: meta.leader ? nodeOfMember(meta.leader) : null, term: meta.term, voters: metaConf.voters, learners: metaConf.learners } : null,
       rebalance: { balanced: s !== null && movesInFlight === 0 && movesPending === 0, movesInFlight, movesPending, maxConcurrentMoves: this.o.maxConcurrentMoves, moveBytesPerSecond: this.o.moveBytesPerSecond },
     };
   }
@@ -1554,12 +1382,6 @@ export interface GroupStatus {
   commit: number;
   voters: string[];
   learners: string[];
-}
-
-const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
-
-function groupName(g: number): string {
-  return g === META_GROUP ? 'metadata group' : `partition ${g}`;
 }
 
 function isRead(req: NodeRequest): boolean {
