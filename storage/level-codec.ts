@@ -7,8 +7,9 @@
 //   "g" <group u32> "h"                  hard state
 //   "g" <group u32> "s"                  latest snapshot (metadata + data)
 //   "g" <group u32> "e" <index u64>      one log entry
+//   "v" <group u32>                      the last vote of a destroyed replica of the group
 // Values:
-//   hard state  term u64 | commit u64 | hasVote u8 | vote utf-8
+//   hard state  term u64 | commit u64 | hasVote u8 | vote utf-8  (a kept vote too, commit 0)
 //   entry       term u64 | index u64 | type u8 | data
 //   snapshot    index u64 | term u64 | confLen u32 | conf JSON utf-8 | data
 // Numbers are integers in [0, 2^53): u64 fields are written as two u32
@@ -54,6 +55,25 @@ export function entryRange(group: number): { gte: Buffer; lt: Buffer } {
   const lt = Buffer.from(gte);
   lt[5] = Kind.Entry + 1;
   return { gte, lt };
+}
+
+const V = 0x76; // 'v'
+/** Keys of kept votes sort after every group key. */
+export const VOTE_RANGE = { gte: Buffer.from([V]), lt: Buffer.from([V + 1]) };
+
+/** The key under which a destroyed replica of `group` keeps its last vote. */
+export function voteKey(group: number): Buffer {
+  const k = Buffer.allocUnsafe(5);
+  k[0] = V;
+  k.writeUInt32BE(checkGroup(group), 1);
+  return k;
+}
+
+/** The group of a kept-vote key. */
+export function parseVoteKey(k: Uint8Array): number {
+  const b = asBuffer(k);
+  if (b[0] !== V || b.length !== 5) throw new Error(`unknown key ${b.toString('hex')}`);
+  return b.readUInt32BE(1);
 }
 
 export type ParsedKey = { group: number; kind: Kind; index: number } | null;

@@ -12,7 +12,7 @@
 import { UnavailableError } from '../raft/storage.js';
 import type { InitialState, Storage, StorageWriter } from '../raft/storage.js';
 import type { ConfState, Entry, HardState, Snapshot } from '../raft/types.js';
-import { Kind, encodeEntry, encodeHardState, encodeSnapshot, entryKey, groupKey } from './level-codec.js';
+import { Kind, encodeEntry, encodeHardState, encodeSnapshot, entryKey, groupKey, voteKey } from './level-codec.js';
 import { MemoryStorage } from './memory-storage.js';
 
 export type SaveBatch = {
@@ -53,17 +53,25 @@ export class LevelGroupStorage implements Storage, StorageWriter {
   /** Set by destroy(): a handle still held by a stopping replica must not write the group back. */
   private destroyed = false;
 
+  /**
+   * `keptVote`: the vote a destroyed replica of this group left behind on this
+   * node (destroy()); the group starts from it unless its own hard state is
+   * at a later term, so a replica re-created here never votes twice in a term.
+   */
   constructor(
     readonly id: number,
     private readonly sink: BatchSink,
     loaded: LoadedGroup | null = null,
+    keptVote: HardState | null = null,
   ) {
     this.known = loaded !== null;
     const snap = loaded?.snapshot;
     this.mem = new MemoryStorage(snap?.metadata.confState);
     if (snap) this.mem.applySnapshot(snap);
     if (loaded) this.mem.append(loaded.entries);
-    if (loaded?.hardState) this.mem.setHardState(loaded.hardState);
+    const own = loaded?.hardState ?? null;
+    if (keptVote && (own === null || own.term < keptVote.term)) this.mem.setHardState({ term: keptVote.term, vote: keptVote.vote, commit: own?.commit ?? 0 });
+    else if (own) this.mem.setHardState(own);
   }
 
   /** True if the group has state on disk (or staged): a restarted host resumes it instead of bootstrapping. */
@@ -179,24 +187,32 @@ export class LevelGroupStorage implements Storage, StorageWriter {
 
   /**
    * Stages the deletion of every key of the group (store.destroyGroup() is
-   * the way in: the store must also forget this handle). The un-compacted log
+   * the way in: the store must also forget this handle), keeping only its
+   * vote (term and vote, under the group's kept-vote key), which it returns:
+   * the same group may be re-created on this node later, after a restart
+   * too, and must not vote again in a term it voted in. The un-compacted log
    * is all in memory, and everything before it was deleted when the snapshot
    * covering it was written, so firstIndex..lastIndex are all the entry keys
    * there are. Synced: a replica whose removal a crash undid would come back
    * as a member of a group that has moved on without it.
    */
-  destroy(): void {
-    if (this.destroyed) return;
+  destroy(): HardState | null {
+    if (this.destroyed) return null;
+    let kept: HardState | null = null;
     if (this.known) {
+      const hs = this.mem.initialState().hardState;
+      kept = { term: hs.term, vote: hs.vote, commit: 0 };
       const ops: LevelOp[] = [
         { type: 'del', key: groupKey(this.id, Kind.HardState) },
         { type: 'del', key: groupKey(this.id, Kind.Snapshot) },
+        { type: 'put', key: voteKey(this.id), value: encodeHardState(kept) },
       ];
       this.deleteEntries(ops, this.mem.firstIndex(), this.mem.lastIndex());
       this.sink.push(ops, true);
     }
     this.destroyed = true;
     this.known = false;
+    return kept;
   }
 
   private deleteEntries(ops: LevelOp[], lo: number, hi: number): void {

@@ -15,9 +15,10 @@
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
-import { FORMAT_VERSION, META_KEY, Kind, decodeEntry, decodeHardState, decodeSnapshot, parseKey } from './level-codec.js';
+import { FORMAT_VERSION, META_KEY, Kind, VOTE_RANGE, decodeEntry, decodeHardState, decodeSnapshot, parseKey, parseVoteKey } from './level-codec.js';
 import { LevelGroupStorage } from './level-storage.js';
 import type { BatchSink, LevelOp, LoadedGroup } from './level-storage.js';
+import type { HardState } from '../raft/types.js';
 
 export interface LevelStoreOptions {
   /** Who owns the directory: open() refuses a directory recorded for another cluster or node. */
@@ -52,8 +53,10 @@ export class LevelStore {
     readonly identity: StoreIdentity,
     private readonly db: Db,
     loaded: Map<number, LoadedGroup>,
+    /** The votes destroyed replicas left behind, by group (see LevelGroupStorage.destroy). */
+    private readonly keptVotes: Map<number, HardState>,
   ) {
-    for (const [id, g] of loaded) this.groups.set(id, new LevelGroupStorage(id, this.sink, g));
+    for (const [id, g] of loaded) this.groups.set(id, new LevelGroupStorage(id, this.sink, g, keptVotes.get(id) ?? null));
   }
 
   /**
@@ -73,18 +76,22 @@ export class LevelStore {
     }
     try {
       const identity = await readMeta(db, dir, opts);
-      return new LevelStore(dir, identity, db, await loadGroups(db, dir));
+      return new LevelStore(dir, identity, db, await loadGroups(db, dir), await loadKeptVotes(db, dir));
     } catch (e) {
       await db.close();
       throw e;
     }
   }
 
-  /** The storage of group `id`: its recovered state, or an empty one (bootstrap() it if the group is new). */
+  /**
+   * The storage of group `id`: its recovered state, or an empty one
+   * (bootstrap() it if the group is new) that starts from the vote an
+   * earlier replica of the group left here, if any.
+   */
   group(id: number): LevelGroupStorage {
     let g = this.groups.get(id);
     if (!g) {
-      g = new LevelGroupStorage(id, this.sink);
+      g = new LevelGroupStorage(id, this.sink, null, this.keptVotes.get(id) ?? null);
       this.groups.set(id, g);
     }
     return g;
@@ -92,16 +99,18 @@ export class LevelStore {
 
   /**
    * Deletes every key of group `id` (a replica that left the group: its
-   * partition moved elsewhere) at the next commit(), and forgets the group,
-   * so that group(id) then returns a new, empty storage that can be
-   * bootstrapped or receive a snapshot again. The old handle refuses writes.
-   * Nothing to do for a group with no state.
+   * partition moved elsewhere) at the next commit(), but its vote, and
+   * forgets the group, so that group(id) then returns a new, empty storage
+   * that can be bootstrapped or receive a snapshot again — still bound by
+   * that vote. The old handle refuses writes. Nothing to do for a group with
+   * no state.
    */
   destroyGroup(id: number): void {
     if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new RangeError(`group id ${id} is not a u32`);
     const g = this.groups.get(id);
     if (!g) return;
-    g.destroy();
+    const kept = g.destroy();
+    if (kept) this.keptVotes.set(id, kept);
     this.groups.delete(id);
   }
 
@@ -263,6 +272,17 @@ async function loadGroups(db: Db, dir: string): Promise<Map<number, LoadedGroup>
     throw new Error(`data directory ${dir} is corrupt: ${causes(e)}`, { cause: e });
   }
   return groups;
+}
+
+/** The votes destroyed replicas left behind (LevelGroupStorage.destroy), by group. */
+async function loadKeptVotes(db: Db, dir: string): Promise<Map<number, HardState>> {
+  const votes = new Map<number, HardState>();
+  try {
+    for await (const [k, v] of db.iterator(VOTE_RANGE)) votes.set(parseVoteKey(k), decodeHardState(v));
+  } catch (e) {
+    throw new Error(`data directory ${dir} is corrupt: ${causes(e)}`, { cause: e });
+  }
+  return votes;
 }
 
 function refusal(dir: string, e: unknown): Error {

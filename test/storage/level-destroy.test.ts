@@ -5,6 +5,7 @@
 
 import { Level } from 'level';
 import { describe, expect, test } from 'vitest';
+import { MessageType, RaftNode, emptyMessage } from '../../raft/index.js';
 import { Kind, parseKey } from '../../storage/level-codec.js';
 import { LevelStore } from '../../storage/level-store.js';
 import { conf, dump, ents, levelFixtures } from './level-fixtures.js';
@@ -83,7 +84,8 @@ describe('destroying a group', () => {
     expect(fresh).not.toBe(old);
     expect(fresh.exists()).toBe(false);
     expect(fresh.lastIndex()).toBe(0);
-    expect(fresh.initialState()).toEqual({ hardState: { term: 0, vote: null, commit: 0 }, confState: { voters: [], learners: [] } });
+    // Empty but for the vote the old replica cast (term 2, for n2): see the last test.
+    expect(fresh.initialState()).toEqual({ hardState: { term: 2, vote: 'n2', commit: 0 }, confState: { voters: [], learners: [] } });
   });
 
   test('the old handle refuses every write, so a replica still stopping cannot write the group back', async () => {
@@ -107,7 +109,8 @@ describe('destroying a group', () => {
     store.destroyGroup(3);
     const g = store.group(3);
     g.bootstrap({ voters: ['n1'], learners: ['n4'] });
-    g.stage({ hardState: { term: 1, vote: 'n1', commit: 2 }, entries: ents(1, 2, 1, 'new'), snapshot: null });
+    // It starts from the old replica's term 2 (its kept vote), so its own state is at a later term.
+    g.stage({ hardState: { term: 3, vote: 'n1', commit: 2 }, entries: ents(1, 2, 3, 'new'), snapshot: null });
     expect(store.groupIds()).toEqual([3]);
     const made = dump(g);
     await store.close();
@@ -150,5 +153,29 @@ describe('destroying a group', () => {
     expect(() => store.destroyGroup(1.5)).toThrow(/group id 1.5 is not a u32/);
     await store.close();
     expect(await keysOnDisk(dir)).toEqual([]);
+  });
+
+  // A replica deleted here, and re-created when its partition moves back,
+  // must not vote twice in one term: with a data directory the node may have
+  // restarted in between, so the vote has to outlive the group on disk.
+  test('a destroyed group leaves its vote behind: re-created after a restart, the replica refuses a second vote in that term', async () => {
+    const dir = await tempDir();
+    const store = await openStore(dir);
+    fill(store, 3, 'a'); // voted for n2 in term 2
+    await store.commit();
+    store.destroyGroup(3);
+    await store.close();
+
+    const again = await openStore(dir);
+    expect(again.groupIds()).toEqual([]);
+    const fresh = again.group(3);
+    expect(fresh.exists()).toBe(false);
+    expect(fresh.initialState().hardState).toEqual({ term: 2, vote: 'n2', commit: 0 });
+
+    // The partition moves back: an empty replica, and n3 campaigns in the same term 2.
+    const raft = new RaftNode({ id: 'n1', storage: fresh, applied: 0, rng: { int: () => 0 }, electionTicks: 10, heartbeatTicks: 1 });
+    raft.step({ ...emptyMessage(MessageType.Vote, 'n3', 'n1', 2), index: 99, logTerm: 2 });
+    const answers = raft.ready().messages.filter((m) => m.type === MessageType.VoteResp);
+    expect(answers.map((m) => ({ to: m.to, term: m.term, reject: m.reject }))).toEqual([{ to: 'n3', term: 2, reject: true }]);
   });
 });
