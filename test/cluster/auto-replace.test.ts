@@ -4,6 +4,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { ProcessCluster } from './process-cluster.js';
 import type { ClusterView } from '../../src/node/service.js';
+import { beforeFault, quorumLostWithout, settle } from './preconditions.js';
 
 let cluster: ProcessCluster | null = null;
 
@@ -30,14 +31,21 @@ describe('a member that stays down', () => {
     const c = (cluster = await ProcessCluster.start(['n1', 'n2', 'n3', 'n4'], ['--partitions', '8', '--replace-after-ms', '2000']));
     await c.allReady();
     const acked = await writeKeys(c, 'n1', 60);
-    const held = (await view(c, 'n1')).partitions.filter((p) => p.replicas.includes('n4')).length;
-    expect(held).toBeGreaterThan(0);
+    // Checked, not assumed: n4 holds replicas to replace, and every raft group keeps a live quorum without it.
+    await beforeFault('n4 holding replicas, every group keeping a live quorum without it', async () => {
+      const v = await view(c, 'n1');
+      if (!v.partitions.some((p) => p.replicas.includes('n4') && p.voters.some((m) => nodeOf(m) === 'n4'))) return 'n4 votes in no partition';
+      return quorumLostWithout(v, 'n4');
+    }, 30_000);
     const killedAt = Date.now();
     await c.kill('n4');
-    await c.until('n4 removed and every partition on 3 live voters', async () => {
+    await settle('n4 removed and every partition on 3 live voters', async () => {
       const v = await view(c, 'n1');
-      if (v.members.find((m) => m.id === 'n4')?.status !== 'removed' || !v.rebalance.balanced) return false;
-      return v.partitions.every((p) => p.voters.length === 3 && p.learners.length === 0 && !p.voters.some((m) => nodeOf(m) === 'n4') && !p.replicas.includes('n4'));
+      const status = v.members.find((m) => m.id === 'n4')?.status;
+      if (status !== 'removed') return `n4 is ${status}; rebalance ${JSON.stringify(v.rebalance)}`;
+      if (!v.rebalance.balanced) return `rebalance not done: ${JSON.stringify(v.rebalance)}`;
+      const p = v.partitions.find((p) => p.voters.length !== 3 || p.learners.length > 0 || p.voters.some((m) => nodeOf(m) === 'n4') || p.replicas.includes('n4'));
+      return p ? `partition ${p.id}: target ${p.replicas.join(',')}, voters ${p.voters.join(',')}, learners ${p.learners.join(',')}` : null;
     }, 60_000);
     const v = await view(c, 'n2');
     console.log(`n4 replaced ${Date.now() - killedAt} ms after kill -9 (replace-after 2000 ms); replicas per member: ${v.members.map((m) => `${m.id}=${m.replicas}`).join(' ')}`);
@@ -50,15 +58,27 @@ describe('a member that stays down', () => {
     const c = (cluster = await ProcessCluster.start(['n1', 'n2', 'n3', 'n4'], ['--partitions', '8']));
     await c.allReady();
     const acked = await writeKeys(c, 'n1', 20);
-    const before = await view(c, 'n1');
+    // The placement compared against below is a settled one (no move under way that would change it anyway),
+    // and every raft group keeps a live quorum without n4.
+    let before: ClusterView | null = null;
+    await beforeFault('a balanced placement, every group keeping a live quorum without n4', async () => {
+      const v = await view(c, 'n1');
+      const wrong = (v.rebalance.balanced ? null : `rebalance not done: ${JSON.stringify(v.rebalance)}`) ?? quorumLostWithout(v, 'n4');
+      if (wrong) return wrong;
+      before = v;
+      return null;
+    }, 30_000);
     await c.kill('n4');
     await c.until('n4 seen down', async () => (await view(c, 'n1')).members.find((m) => m.id === 'n4')?.state === 'down', 10_000);
     // Writes keep going on two of three replicas; the placement stays (polled over 4 s, twice any replace-after used above).
     const deadline = Date.now() + 4000;
-    while (Date.now() < deadline) {
+    for (let i = 0; Date.now() < deadline; i++) {
+      const w = await fetch(c.url('n1', `/v1/caches/default/items/down${i}`), { method: 'PUT', body: `d${i}` });
+      expect(w.status, `a write while n4 is down: ${await w.clone().text()}`).toBe(201);
+      acked.set(`down${i}`, `d${i}`);
       const v = await view(c, 'n1');
       expect(v.members.find((m) => m.id === 'n4')?.status).toBe('active');
-      expect(v.partitions.map((p) => p.replicas)).toEqual(before.partitions.map((p) => p.replicas));
+      expect(v.partitions.map((p) => p.replicas)).toEqual(before!.partitions.map((p) => p.replicas));
       expect(v.rebalance.movesInFlight).toBe(0);
       await new Promise((r) => setTimeout(r, 250));
     }
