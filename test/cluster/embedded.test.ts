@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { freePort } from '../../scripts/ports.js';
 import { until } from '../../scripts/poll.js';
+import type { ClusterView as FullView } from '../../src/node/service.js';
+import { beforeFault, quorumLostWithout, settle } from './preconditions.js';
 
 const APP = fileURLToPath(new URL('../../dist/scripts/examples/embedded-app.js', import.meta.url));
 const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
@@ -82,7 +84,13 @@ interface ClusterView {
 
 describe('two apps with embedded nodes and a stand-alone node', () => {
   test('form one 3-node cluster in which the embedded nodes are full members', async () => {
-    const view = (await (await fetch(`http://${at.http3}/v1/cluster`)).json()) as ClusterView;
+    // n3 being ready says each partition has a leader, not that n3 is connected to both others yet: waited for.
+    const clusterOn3 = async () => (await (await fetch(`http://${at.http3}/v1/cluster`)).json()) as ClusterView;
+    await settle('n3 seeing every member up', async () => {
+      const v = await clusterOn3();
+      return v.members.length === 3 && v.members.every((m) => m.state === 'up') ? null : `members ${JSON.stringify(v.members)}`;
+    }, 30_000);
+    const view = await clusterOn3();
     expect(view.members.map((m) => [m.id, m.state])).toEqual([
       ['n1', 'up'],
       ['n2', 'up'],
@@ -134,6 +142,11 @@ describe('two apps with embedded nodes and a stand-alone node', () => {
   }, 60_000);
 
   test('after kill -9 of app n1, app n2 and the stand-alone node still serve reads and writes', async () => {
+    // Checked, not assumed: every raft group keeps a live quorum on n2 and n3 without n1.
+    await beforeFault('every group keeping a live quorum without n1', async () => {
+      const r = await fetch(`http://${at.http3}/v1/cluster`, { signal: AbortSignal.timeout(3000) });
+      return quorumLostWithout((await r.json()) as FullView, 'n1');
+    }, 30_000);
     await kill('app1');
     // Through the app at once: its embedded client retries through the elections of the partitions n1 led.
     for (let i = 0; i < 12; i++) {
