@@ -8,13 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ProcessCluster } from './process-cluster.js';
+import { beforeFault, clusterView, quorumLostWithout, settle } from './preconditions.js';
 
 const root = mkdtempSync(join(tmpdir(), 'velo-torn-cluster-'));
 const dir = (id: string) => join(root, id);
 const NODES = ['n1', 'n2', 'n3'];
 let cluster: ProcessCluster;
-
-type ClusterView = { partitions: { id: number; leader: string | null }[] };
 
 beforeAll(async () => {
   // Two partitions over three nodes: one node leads neither, and is the follower to kill.
@@ -83,13 +82,13 @@ function lastRecordStart(file: string): number {
 describe('a torn final batch on a follower’s disk', () => {
   test('the follower restarts under its own identity from its last complete batch and catches up from the leader', async () => {
     let victim = '';
-    await cluster.until('a node that leads no partition', async () => {
-      const view = (await (await fetch(cluster.url('n1', '/v1/cluster'))).json()) as ClusterView;
-      if (view.partitions.some((p) => p.leader === null)) return false;
+    await settle('a node that leads no partition', async () => {
+      const view = await clusterView(cluster, 'n1');
+      if (view.partitions.some((p) => p.leader === null)) return `leaders ${view.partitions.map((p) => `${p.id}:${p.leader}`).join(' ')}`;
       const leaders = new Set(view.partitions.map((p) => p.leader!.split('@')[0]));
       victim = NODES.find((n) => !leaders.has(n)) ?? '';
-      return victim !== '';
-    });
+      return victim !== '' ? null : `every node leads: ${view.partitions.map((p) => `${p.id}:${p.leader}`).join(' ')}`;
+    }, 30_000);
     const survivors = NODES.filter((n) => n !== victim);
 
     // Writers on the survivors only: the victim's disk sees a steady stream of batches until it dies.
@@ -110,6 +109,14 @@ describe('a torn final batch on a follower’s disk', () => {
     });
     try {
       await cluster.until('writes acknowledged before the kill', async () => acked.size >= 150);
+      // Checked again at the kill, not assumed from before the load: the victim is still a follower
+      // everywhere, and the survivors keep a quorum of every raft group.
+      await beforeFault(`${victim} still a follower, every group keeping a live quorum without it`, async () => {
+        const view = await clusterView(cluster, survivors[0]!);
+        const led = view.partitions.find((p) => p.leader === null || p.leader === victim);
+        if (led) return `partition ${led.id} leader ${led.leader}`;
+        return quorumLostWithout(view, victim);
+      }, 30_000);
       await cluster.kill(victim);
       const atKill = acked.size;
       await cluster.until('writes acknowledged while the follower is down', async () => acked.size >= atKill + 200);
@@ -135,16 +142,16 @@ describe('a torn final batch on a follower’s disk', () => {
 
     // Its own replica, read locally (X-Velo-Stale says the answer came from it), catches up with every acknowledged write.
     const missing = new Map(acked);
-    await cluster.until(
+    await settle(
       'the restarted follower holds every acknowledged write',
       async () => {
         for (const [key, value] of missing) {
           const r = await fetch(cluster.url(victim, `/v1/caches/default/items/${key}?consistency=local`));
           const body = await r.text();
-          if (r.status !== 200 || body !== value || r.headers.get('x-velo-stale') === null) return false;
+          if (r.status !== 200 || body !== value || r.headers.get('x-velo-stale') === null) return `${missing.size} missing; ${key} read locally on ${victim}: ${r.status} ${body.slice(0, 80)} (x-velo-stale ${r.headers.get('x-velo-stale')})`;
           missing.delete(key);
         }
-        return true;
+        return null;
       },
       60_000,
     );
