@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { freePort } from './process-cluster.js';
+import { untilNoComplaint } from '../../scripts/poll.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 
@@ -51,7 +52,12 @@ beforeAll(async () => {
     });
     node.once('exit', (code) => reject(new Error(`node exited (${code}) before serving`)));
   });
-});
+  // Serving is not ready: the first put must not depend on the node electing its partitions' leaders in time.
+  await untilNoComplaint(async () => {
+    const r = await fetch(`${url}/readyz`);
+    return r.status === 200 ? null : `/readyz ${r.status} ${await r.text()}`;
+  }, 30_000, (last) => new Error(`the node was not ready within 30 s; last seen: ${last}`));
+}, 60_000);
 
 afterAll(() => {
   node?.kill('SIGKILL');

@@ -181,6 +181,8 @@ describe('velo start', () => {
     const port = await freePort();
     const node = new Velo(['start', '--log-level', 'silent', '--http', `127.0.0.1:${port}`, '--raft', `127.0.0.1:${await freePort()}`]);
     await node.waitFor('serving http://');
+    // A read needs its partition's leader: waited for (serving is not ready), not assumed.
+    await until('the node ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
     expect((await fetch(`http://127.0.0.1:${port}/v1/caches/default/items/nothing`)).status).toBe(404);
     node.proc.kill('SIGINT');
     expect(await node.exited).toBe(0);
