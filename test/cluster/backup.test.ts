@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodePartitionExport } from '../../src/cache/index.js';
+import { openFileSource, verifyBackup } from '../../scripts/backup-file.js';
 import { ProcessCluster, freePort } from './process-cluster.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
@@ -163,11 +164,14 @@ describe('velo backup and velo restore', () => {
     let stop = false;
     let backupStarted = false;
     let ackedDuring = 0;
+    /** When each write of the load was acknowledged (epoch ms, the clock of the backup's header). */
+    const ackedAt: number[] = [];
     let next = 0;
     const writer = async (n: number) => {
       while (!stop) {
         const key = `load-${next++}`;
         await put(source, nodes[n % 3]!, 'default', null, key, text(loadValue(key)), 'text/plain');
+        ackedAt.push(Date.now());
         if (!backupStarted) loadAckedBefore.push(key);
         else ackedDuring++;
       }
@@ -186,7 +190,14 @@ describe('velo backup and velo restore', () => {
     expect(m, run.stdout).not.toBeNull();
     expect(m![2]).toBe(backupFile);
     backupItems = Number(m![1]);
-    expect(ackedDuring, 'writes acknowledged while the backup ran').toBeGreaterThan(0);
+    // The load overlapped the backup itself — from before its first export was requested to after its
+    // last arrived, as its header records — not only the start-up of the backup process.
+    const src = await openFileSource(backupFile);
+    const { header } = await verifyBackup(src).finally(() => src.close());
+    const [from, to] = [Date.parse(header.createdAt), Date.parse(header.completedAt)];
+    const overlapping = ackedAt.filter((t) => t > from && t < to).length;
+    console.log(`backup exported from ${header.createdAt} to ${header.completedAt}: ${overlapping} load writes acknowledged meanwhile, ${ackedDuring} after the backup process was started`);
+    expect(overlapping, `writes acknowledged between the backup's first export request (${header.createdAt}) and its last export (${header.completedAt})`).toBeGreaterThan(0);
     expect(backupItems).toBeGreaterThanOrEqual(before.length + loadAckedBefore.length);
     expect(backupItems).toBeLessThanOrEqual(before.length + loadAckedBefore.length + ackedDuring);
   }, 120_000);
