@@ -41,7 +41,11 @@ export interface RaftStatus {
   /** The configuration in force (the latest in the log, committed or not). */
   confState: ConfState;
   /** Leader only: each follower's match index. */
-  progress: Map<NodeId, { match: number; next: number; state: ProgressState }> | null;
+  /**
+   * Leader only: each member's replication progress; `recentActive`, whether
+   * it answered since the last check-quorum round (within one election timeout).
+   */
+  progress: Map<NodeId, { match: number; next: number; state: ProgressState; recentActive: boolean }> | null;
 }
 
 const DEFAULTS = {
@@ -360,7 +364,7 @@ export class RaftNode {
     let progress: RaftStatus['progress'] = null;
     if (this.role === Role.Leader) {
       progress = new Map();
-      for (const [id, pr] of this.progress) progress.set(id, { match: pr.match, next: pr.next, state: pr.state });
+      for (const [id, pr] of this.progress) progress.set(id, { match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive });
     }
     return {
       id: this.id,

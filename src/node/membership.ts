@@ -86,7 +86,11 @@ export class Membership {
       match: new Map([...(st.progress ?? new Map<string, { match: number }>())].map(([m, pr]) => [m, pr.match])),
       commit: st.commit,
       lastIndex: st.lastIndex,
-      connected: (m: string) => nodeOfMember(m) === this.host.id || this.host.connected(nodeOfMember(m)),
+      // The member id itself must have answered lately, not merely its node: a node that restarted
+      // without its memory runs under a new member id, and the old one (which may still match the
+      // whole log) never answers again. Leadership handed to it would never arrive, and the group
+      // would refuse every proposal while the transfer lasted — over and over (issue 15 §1).
+      connected: (m: string) => nodeOfMember(m) === this.host.id || (this.host.connected(nodeOfMember(m)) && st.progress?.get(m)?.recentActive === true),
     };
     // A replica that has nothing (match 0) can only start from a snapshot: appends from index 1 never
     // carry the bootstrap configuration. Whoever leads now, it must have one past the bootstrap to send.

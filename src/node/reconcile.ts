@@ -32,7 +32,7 @@ export interface ReconcileInput {
   commit: number;
   /** The leader's last log index. */
   lastIndex: number;
-  /** True when the transport has a live connection to the member's node. */
+  /** True when the member answers: its node is connected and the member id itself answered lately (not a past incarnation). */
   connected: (member: string) => boolean;
 }
 

@@ -3,7 +3,8 @@
 // releases at once, what it re-plans at once, when it drains and removes.
 import { pino } from 'pino';
 import { describe, expect, test } from 'vitest';
-import { ClusterMeta, applyCommand, initialMeta } from '../../src/node/cluster-meta.js';
+import { ClusterMeta, META_GROUP, applyCommand, initialMeta } from '../../src/node/cluster-meta.js';
+import { Role } from '../../raft/index.js';
 import type { MetaCommand, MetaState } from '../../src/node/cluster-meta.js';
 import type { Group } from '../../src/node/group.js';
 import { Membership } from '../../src/node/membership.js';
@@ -18,7 +19,8 @@ interface Setup {
   settle(): Promise<void>;
 }
 
-function setup(state: MetaState, settings: { maxConcurrentMoves?: number; replaceAfterMs?: number } = {}): Setup {
+function setup(state: MetaState, settings: { maxConcurrentMoves?: number; replaceAfterMs?: number; id?: string } = {}): Setup {
+  const id = settings.id ?? 'n1';
   const meta = new ClusterMeta(state);
   const proposed: MetaCommand[] = [];
   const down = new Set<string>();
@@ -31,8 +33,8 @@ function setup(state: MetaState, settings: { maxConcurrentMoves?: number; replac
     },
   } as unknown as Group;
   const membership = new Membership({
-    id: 'n1',
-    memberId: () => 'n1',
+    id,
+    memberId: () => id,
     meta,
     log: pino({ level: 'silent' }),
     settings: { raft: '127.0.0.1:1', http: '127.0.0.1:2', maxConcurrentMoves: settings.maxConcurrentMoves ?? 2, replaceAfterMs: settings.replaceAfterMs ?? 0, requestTimeoutMs: 1000 },
@@ -125,5 +127,54 @@ describe('the metadata leader plans moves', () => {
     x.membership.plan(x.group, s, 2);
     await x.settle();
     expect(s.members.find((m) => m.id === 'n4')!.status).toBe('removed');
+  });
+});
+
+describe('a group leader moves leadership only to a live member', () => {
+  /** A group led by n3 at index 4, every voter's match at 4; `answering`: the members heard from within the last election timeout. */
+  function ledGroup(partition: number, answering: string[]) {
+    const transfers: string[] = [];
+    const status = {
+      role: Role.Leader,
+      leader: 'n3',
+      term: 1,
+      commit: 4,
+      applied: 4,
+      lastIndex: 4,
+      confState: { voters: ['n1', 'n2', 'n3'], learners: [] },
+      progress: new Map(['n1', 'n2', 'n3'].map((m) => [m, { match: 4, next: 5, state: 1, recentActive: answering.includes(m) }])),
+    };
+    const group = {
+      partition,
+      raft: {
+        status: () => status,
+        appliedConfState: () => status.confState,
+        transferLeadership: (to: string) => transfers.push(to),
+        proposeConfChange: () => ({ ok: true }),
+      },
+      storage: { snapshot: () => ({ metadata: { index: 1 } }) },
+      takeSnapshot: () => {},
+    } as unknown as Group;
+    return { group, transfers, status };
+  }
+
+  // Issue 15 §1: n1, the metadata group's preferred leader, was killed while n3 led it and nothing
+  // was written after; restarted without its memory as a new member id, its node was connected
+  // again, and the old member id n1 still matched the whole log. The leader handed leadership to
+  // n1 over and over — a member id nobody answers for — so the transfer never ended, every proposal
+  // was refused while it lasted, and the new incarnation's registration never got in: n1 stayed
+  // not ready for good.
+  test.each([
+    ['the metadata group', META_GROUP],
+    ['a partition', 0],
+  ])('%s: not to a member id whose node runs again under a new incarnation', (_name, partition) => {
+    const x = setup(initialMeta(['n1', 'n2', 'n3'], 4, 3), { id: 'n3' });
+    const dead = ledGroup(partition, ['n2', 'n3']);
+    x.membership.reconcile(dead.group, x.meta.state!);
+    expect(dead.transfers).toEqual([]);
+    // The same state with the member id n1 answering: leadership goes to the preferred replica.
+    const live = ledGroup(partition, ['n1', 'n2', 'n3']);
+    x.membership.reconcile(live.group, x.meta.state!);
+    expect(live.transfers).toEqual(['n1']);
   });
 });
