@@ -53,8 +53,9 @@ export async function clusterRoutes(app: FastifyInstance, opts: { service: Cache
 export async function operationsRoutes(app: FastifyInstance, opts: { service: CacheService }): Promise<void> {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
-    if (opts.service.isReady()) return { status: 'ready' };
-    return reply.status(503).header('Retry-After', '1').send(errorBody('unavailable', 'not every partition has a known leader yet'));
+    const why = opts.service.notReady();
+    if (why === null) return { status: 'ready' };
+    return reply.status(503).header('Retry-After', '1').send(errorBody(why.code, why.message));
   });
   app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(opts.service.metrics()));
 }

@@ -34,6 +34,8 @@ export interface StartFlags {
   moveBytesPerSec: number;
   /** 0: members that go down are never replaced automatically. */
   replaceAfterMs: number;
+  /** What the process does once the node learns it is no longer a member: exit (code 3), or keep running and refuse requests. */
+  onRemoved: 'exit' | 'wait';
   /** TEST ONLY: strong reads from the local replica (stale), for proving the fault harness catches them. */
   unsafeStaleStrongReads: boolean;
 }
@@ -56,6 +58,7 @@ const SPEC = {
   'max-moves': 'value',
   'move-bytes-per-sec': 'value',
   'replace-after-ms': 'value',
+  'on-removed': 'value',
   'unsafe-stale-strong-reads-for-testing': 'switch',
 } as const;
 
@@ -83,6 +86,8 @@ export function parseStartFlags(argv: string[]): StartFlags {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--join must be an http:// URL, got "${join}"`);
     for (const f of ['peers', 'partitions', 'replicas']) if (flags.has(f)) throw new UsageError(`--join cannot be combined with --${f}: a joining node takes it from the cluster`);
   }
+  const onRemoved = flags.get('on-removed') ?? 'exit';
+  if (onRemoved !== 'exit' && onRemoved !== 'wait') throw new UsageError(`--on-removed is exit or wait, got "${onRemoved}"`);
   const id = flags.get('id') ?? 'n1';
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new UsageError(`--id must be 1–64 of A–Z a–z 0–9 . _ -, got "${id}"`);
   const http = hostPort('--http', flags.get('http') ?? '127.0.0.1:7070');
@@ -118,6 +123,7 @@ export function parseStartFlags(argv: string[]): StartFlags {
     maxMoves: intFlag(flags, 'max-moves', 2, 1, 64),
     moveBytesPerSec: intFlag(flags, 'move-bytes-per-sec', 16 << 20, 65536, 2 ** 40),
     replaceAfterMs: intFlag(flags, 'replace-after-ms', 0, 0, 7 * 24 * 3600 * 1000),
+    onRemoved,
     unsafeStaleStrongReads: flags.has('unsafe-stale-strong-reads-for-testing'),
   };
 }
@@ -167,13 +173,25 @@ export function nodeOptions(flags: StartFlags, logger: Logger, advertisedHttp: s
   };
 }
 
-/** Serves until SIGINT or SIGTERM, then resolves with exit code 0. */
+/** The exit code of a node that stopped because the cluster removed it. */
+export const EXIT_REMOVED = 3;
+
+/**
+ * Serves until SIGINT or SIGTERM, then resolves with exit code 0; or, once
+ * the node learns the cluster removed it (and --on-removed is exit), stops
+ * and resolves with EXIT_REMOVED.
+ */
 export async function start(argv: string[]): Promise<number> {
   const flags = parseStartFlags(argv);
   await checkFree(flags.http, '--http');
   await checkFree(flags.raft, '--raft');
   const logger = pino({ level: flags.logLevel, base: { node: flags.id } }, pino.destination(2));
-  const node = await VeloNode.start(nodeOptions(flags, logger));
+  // The node may learn it was removed while it starts: remember why until there is something to stop.
+  let removed: string | null = null;
+  let onRemoved = (why: string) => {
+    removed = why;
+  };
+  const node = await VeloNode.start({ ...nodeOptions(flags, logger), onRemoved: (why) => onRemoved(why) });
   if (flags.unsafeStaleStrongReads) logger.warn('--unsafe-stale-strong-reads-for-testing: strong reads are NOT linearizable on this node (a test switch)');
   const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger });
   const [host, port] = splitHostPort(flags.http);
@@ -203,16 +221,28 @@ export async function start(argv: string[]): Promise<number> {
     );
   }
   return new Promise((resolve, reject) => {
-    const stop = () => {
+    let stopping = false;
+    const stop = (code: number) => {
+      if (stopping) return;
+      stopping = true;
       following.abort();
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      // Fastify's close waits for requests in flight: each gets its answer (node_removed, when removed) first.
       app
         .close()
         .then(() => node.close())
-        .then(() => resolve(0), reject);
+        .then(() => resolve(code), reject);
     };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    const onSignal = () => stop(0);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    if (flags.onRemoved === 'exit') {
+      onRemoved = (why) => {
+        process.stderr.write(`velo ${flags.id}: ${why}; stopping (exit code ${EXIT_REMOVED}; --on-removed wait keeps a removed node running)\n`);
+        stop(EXIT_REMOVED);
+      };
+      if (removed !== null) onRemoved(removed);
+    }
   });
 }

@@ -8,6 +8,8 @@ const STATUS = {
   value_too_large: 413,
   conflict: 409,
   unavailable: 503,
+  /** This node is no longer a member of the cluster; any other member answers. */
+  node_removed: 503,
   timeout: 503,
   internal: 500,
 } as const;

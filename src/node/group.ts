@@ -60,8 +60,15 @@ interface PendingRead {
 
 /** A request that certainly did not take effect (refused, or its entry replaced): retrying it is safe. */
 export class NotApplied extends VeloError {
+  constructor(message: string, code: 'unavailable' | 'node_removed' = 'unavailable') {
+    super(code, message, 1);
+  }
+}
+
+/** This node left the cluster (drained, or refused on its return): the request was not applied, and another member can take it. */
+export class NodeRemoved extends NotApplied {
   constructor(message: string) {
-    super('unavailable', message, 1);
+    super(message, 'node_removed');
   }
 }
 

@@ -26,6 +26,8 @@ export interface MembershipHost {
   groups(): Iterable<Group>;
   /** Whether the transport has a live connection to `node`. */
   connected(node: NodeId): boolean;
+  /** The cluster refused this node's registration: its id was removed. */
+  refused(why: string): void;
   /** Runs a request at the leader of its partition (META_GROUP: the metadata group). */
   route(req: NodeRequest): Promise<{ result: Record<string, unknown>; value: Uint8Array | null }>;
   /** Deletes this node's replica of a partition. */
@@ -46,7 +48,6 @@ export class Membership {
   private planning = false;
   private registering = false;
   private lastBlindRegister = 0;
-  private refusedWarned = false;
   private readonly reporting = new Set<number>();
   private readonly collecting = new Set<number>();
 
@@ -183,21 +184,30 @@ export class Membership {
     });
   }
 
-  /** Tells the metadata group this node's addresses and member id whenever they differ from its record. */
-  registerSelf(s: MetaState | null): void {
+  /**
+   * Tells the metadata group this node's addresses and member id whenever
+   * they differ from its record; and, every 2 s, whenever this node cannot
+   * trust its copy of the metadata — it has none (a rejoining node), or its
+   * metadata replica knows no leader (a node that restarted with metadata the
+   * cluster has moved on from, perhaps without it) — the same registration
+   * blindly: the leader adds a rejoining node as a learner, changes nothing
+   * for a current record, and refuses a removed id, which this node then
+   * learns (host.refused).
+   */
+  registerSelf(s: MetaState | null, metaLeaderKnown: boolean): void {
     if (this.registering) return;
     const rec = s?.members.find((m) => m.id === this.host.id);
-    if (rec && (rec.status === 'removed' || (rec.raft === this.host.settings.raft && rec.http === this.host.settings.http && rec.member === this.host.memberId()))) return;
-    if (s === null && Date.now() - this.lastBlindRegister < 2000) return;
-    if (s === null) this.lastBlindRegister = Date.now();
-    // Without the metadata (a rejoining node) it registers blindly: the leader then adds it as a learner.
+    const current = rec !== undefined && rec.raft === this.host.settings.raft && rec.http === this.host.settings.http && rec.member === this.host.memberId();
+    const blind = s === null || !metaLeaderKnown;
+    if (rec?.status === 'removed' || (current && !blind)) return;
+    if (blind && Date.now() - this.lastBlindRegister < 2000) return;
+    if (blind) this.lastBlindRegister = Date.now();
     this.registering = true;
     this.command({ type: 'register', id: this.host.id, raft: this.host.settings.raft, http: this.host.settings.http, member: this.host.memberId() })
       .catch((e: unknown) => {
-        // A removed id stays removed: say so plainly (once) instead of retrying in silence.
-        if (e instanceof VeloError && e.code === 'conflict' && !this.refusedWarned) {
-          this.refusedWarned = true;
-          this.host.log.error({ err: e.message }, `the cluster refuses ${this.host.id}: ${e.message}`);
+        // A removed id stays removed: the node stops serving rather than retrying in silence.
+        if (e instanceof VeloError && e.code === 'conflict') {
+          this.host.refused(`the cluster refuses ${this.host.id}: ${e.message}`);
         } else {
           this.host.log.debug({ err: (e as Error).message }, 'registering with the metadata group failed; retrying');
         }

@@ -86,8 +86,8 @@ export interface CacheService {
   addMember(m: { id: string; raft: string; http: string; member: string }): Promise<Record<string, unknown>>;
   /** Drains a member: its replicas move elsewhere, then it is removed. Refused below the replication factor unless forced. */
   removeMember(id: string, force: boolean): Promise<{ id: string; status: string }>;
-  /** Every partition has a known leader. */
-  isReady(): boolean;
+  /** Null when ready (a member, and every replica here has a known leader); else why not, with the error code /readyz answers. */
+  notReady(): { code: 'unavailable' | 'node_removed'; message: string } | null;
   /** Prometheus text exposition. */
   metrics(): string;
   /** Counts an answered HTTP request (route is the route pattern, not the URL). */

@@ -16,7 +16,7 @@ import { MemoryStorage } from '../../storage/memory-storage.js';
 import { Transport } from '../transport/index.js';
 import { DriveLoop } from './drive-loop.js';
 import { VeloError } from './errors.js';
-import { Group, NotApplied } from './group.js';
+import { Group, NodeRemoved, NotApplied } from './group.js';
 import type { GroupObserver, GroupStateMachine, GroupStorage } from './group.js';
 import { LevelStore } from '../../storage/level-store.js';
 import { Counter, Histogram, renderGauge } from './metrics.js';
@@ -71,6 +71,13 @@ export interface VeloNodeOptions {
   dataDir?: string;
   /** Called when the node cannot go on (its disk failed under it). */
   onFatal?: (err: unknown) => void;
+  /**
+   * Called once when this node learns it is no longer a member (drained and
+   * removed, or refused by the cluster); `why` says which. From then on it
+   * answers every client request with 503 node_removed and reports not ready.
+   * `velo start` exits here unless --on-removed wait.
+   */
+  onRemoved?: (why: string) => void;
   /** Change events kept per partition for resuming streams. */
   eventLogCapacity?: number;
   /** Structured logs (pino, as Fastify's); silent if absent. */
@@ -186,7 +193,12 @@ export class VeloNode implements CacheService {
   private readonly membership: Membership;
   /** Leaders learned from other nodes' answers, for partitions this node holds no replica of. */
   private readonly leaderHints = new Map<number, NodeId>();
-  /** The votes of replicas this node deleted, kept so a replica re-created later never votes twice in a term. */
+  /**
+   * Memory mode: the votes of replicas this node deleted, kept so a replica
+   * re-created later never votes twice in a term. (A memory node that
+   * restarts comes back under a new member id that never voted; with a data
+   * directory the store keeps these votes on disk.)
+   */
   private readonly tombstones = new Map<number, HardState>();
   private gcCountdown = 0;
   /** Set once the groups exist: metadata changes before that are taken up by createGroups itself. */
@@ -211,6 +223,9 @@ export class VeloNode implements CacheService {
   /** Partition exports this node read as leader, held for their chunks (see the 'export' request). */
   private readonly exports = new Map<string, HeldExport>();
   private closed = false;
+  /** Why this node is no longer a member of the cluster; null while it is one. */
+  private removal: string | null = null;
+  private readonly onRemoved: (why: string) => void;
   private readonly counters = { requests: 0, forwarded: 0, proposals: 0, reads: 0, errors: 0 };
   private readonly httpRequests = new Counter('velo_http_requests_total', 'HTTP requests answered, by route and status.');
   private readonly proposalSeconds = new Histogram('velo_proposal_seconds', 'From proposing a command to its apply on the leader.');
@@ -233,6 +248,7 @@ export class VeloNode implements CacheService {
     this.o = { ...DEFAULTS, ...rest } as VeloNode['o'];
     this.log = logger ?? pino({ level: 'silent' });
     this.memberId = memberId;
+    this.onRemoved = opts.onRemoved ?? (() => {});
     this.meta = new ClusterMeta(null);
     // Not inside the apply: creating groups is no business of a drive-loop pass.
     this.meta.onChange = () => queueMicrotask(() => this.onMetaChange());
@@ -245,6 +261,7 @@ export class VeloNode implements CacheService {
       settings: this.o,
       groups: () => this.loop.all(),
       connected: (node) => node === this.id || this.transport.peerStatus().get(node)?.connected === true,
+      refused: (why) => this.leaveCluster(why),
       route: (req) => this.route(req),
       dropGroup: (p) => this.dropGroup(p),
       schedule: () => this.loop.schedule(),
@@ -500,12 +517,15 @@ export class VeloNode implements CacheService {
   private dropGroup(p: number): void {
     const g = this.loop.get(p);
     if (!g) return;
-    const st = g.raft.status();
-    this.tombstones.set(p, { term: st.term, vote: st.vote, commit: 0 });
     this.loop.remove(p);
     g.close();
     this.states.delete(p);
-    this.store?.destroyGroup(p);
+    if (this.store) {
+      this.store.destroyGroup(p); // keeps the replica's vote on disk
+    } else {
+      const st = g.raft.status();
+      this.tombstones.set(p, { term: st.term, vote: st.vote, commit: 0 });
+    }
     this.loop.schedule();
     this.log.info({ partition: p }, `partition ${p}: replica deleted here (it moved to ${this.meta.state?.targets[p]?.replicas.join(', ')})`);
   }
@@ -522,8 +542,29 @@ export class VeloNode implements CacheService {
 
   private onMetaChange(): void {
     if (!this.started || this.closed || this.meta.state === null) return;
+    if (this.meta.state.members.find((m) => m.id === this.id)?.status === 'removed') {
+      this.leaveCluster(`${this.id} was drained and removed from the cluster`);
+      return;
+    }
     this.setPeersFrom(this.meta.state.members);
     this.ensureGroups();
+  }
+
+  /**
+   * This node is no longer a member (removed, or refused when it came back):
+   * it says so once, on the log and to its host, and from now on answers
+   * every client request with node_removed and reports not ready, instead of
+   * serving from metadata that no longer holds or letting requests hang.
+   */
+  private leaveCluster(why: string): void {
+    if (this.removal !== null || this.closed) return;
+    this.removal = why;
+    this.log.error({ reason: why }, `${why}: this node takes no more client requests (send them to another member)`);
+    this.onRemoved(why);
+  }
+
+  private removedError(): NodeRemoved {
+    return new NodeRemoved(`${this.removal}; send requests to another member of the cluster`);
   }
 
   /** The transport's peers: every member's registered raft address, overridden by the local --peers. */
@@ -590,6 +631,8 @@ export class VeloNode implements CacheService {
     let attempt = 0;
     let hops = 0;
     for (;;) {
+      // Checked on every attempt: a request that waits here when the node learns it was removed ends at once.
+      if (this.removal !== null) throw this.removedError();
       const target: NodeId = hint ?? this.leaderNodeOf(req.partition, attempt++);
       let res: NodeResponse;
       if (target === this.id) {
@@ -851,7 +894,7 @@ export class VeloNode implements CacheService {
     if (--this.reconcileCountdown > 0) return;
     this.reconcileCountdown = Math.max(1, Math.round(200 / this.o.tickMs));
     const s = this.meta.state;
-    this.membership.registerSelf(s);
+    this.membership.registerSelf(s, this.loop.get(META_GROUP)?.leader() != null);
     if (s === null) return; // nothing to reconcile toward until the metadata arrives
     for (const g of this.loop.all()) {
       if (!g.isLeader()) continue;
@@ -1321,9 +1364,11 @@ export class VeloNode implements CacheService {
     };
   }
 
-  isReady(): boolean {
-    for (const g of this.loop.all()) if (g.leader() === null) return false;
-    return true;
+  notReady(): { code: 'unavailable' | 'node_removed'; message: string } | null {
+    if (this.removal !== null) return { code: 'node_removed', message: `${this.removal}; it holds no replicas and takes no requests` };
+    const leaderless = [...this.loop.all()].filter((g) => g.leader() === null).map((g) => groupName(g.partition));
+    if (leaderless.length > 0) return { code: 'unavailable', message: `no known leader yet for ${leaderless.join(', ')}` };
+    return null;
   }
 
   observeRequest(method: string, route: string, status: number): void {

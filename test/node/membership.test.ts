@@ -8,6 +8,7 @@ import { Role } from '../../raft/index.js';
 import type { MetaCommand, MetaState } from '../../src/node/cluster-meta.js';
 import type { Group } from '../../src/node/group.js';
 import { Membership } from '../../src/node/membership.js';
+import { VeloError } from '../../src/node/errors.js';
 
 interface Setup {
   membership: Membership;
@@ -15,6 +16,10 @@ interface Setup {
   proposed: MetaCommand[];
   group: Group;
   down: Set<string>;
+  /** Metadata commands this node sent to the metadata leader (registrations). */
+  routed: MetaCommand[];
+  /** What host.refused was told. */
+  refusals: string[];
   /** Lets the planner's proposals settle (they apply at once here) so it plans again. */
   settle(): Promise<void>;
 }
@@ -24,6 +29,8 @@ function setup(state: MetaState, settings: { maxConcurrentMoves?: number; replac
   const meta = new ClusterMeta(state);
   const proposed: MetaCommand[] = [];
   const down = new Set<string>();
+  const routed: MetaCommand[] = [];
+  const refusals: string[] = [];
   const group = {
     partition: 1 << 20,
     propose: (data: Uint8Array) => {
@@ -40,11 +47,17 @@ function setup(state: MetaState, settings: { maxConcurrentMoves?: number; replac
     settings: { raft: '127.0.0.1:1', http: '127.0.0.1:2', maxConcurrentMoves: settings.maxConcurrentMoves ?? 2, replaceAfterMs: settings.replaceAfterMs ?? 0, requestTimeoutMs: 1000 },
     groups: () => [],
     connected: (node) => !down.has(node),
-    route: () => Promise.reject(new Error('no routing in this test')),
+    refused: (why) => refusals.push(why),
+    route: (req) => {
+      if (req.op !== 'meta') return Promise.reject(new Error('only metadata commands are routed in this test'));
+      routed.push(req.command);
+      const r = applyCommand(meta.state!, req.command);
+      return r.code === 'ok' ? Promise.resolve({ result: r, value: null }) : Promise.reject(new VeloError('conflict', r.message));
+    },
     dropGroup: () => {},
     schedule: () => {},
   });
-  return { membership, meta, proposed, group, down, settle: () => new Promise((r) => setImmediate(r)) };
+  return { membership, meta, proposed, routed, refusals, group, down, settle: () => new Promise((r) => setImmediate(r)) };
 }
 
 const join = (s: MetaState, id: string) => applyCommand(s, { type: 'register', id, raft: `127.0.0.1:${id.length}`, http: '', member: id });
@@ -127,6 +140,40 @@ describe('the metadata leader plans moves', () => {
     x.membership.plan(x.group, s, 2);
     await x.settle();
     expect(s.members.find((m) => m.id === 'n4')!.status).toBe('removed');
+  });
+});
+
+describe('a node keeps its registration current', () => {
+  test('with metadata whose leader it knows, it registers only while its record differs', async () => {
+    const x = setup(initialMeta(['n1', 'n2', 'n3'], 4, 3));
+    x.membership.registerSelf(x.meta.state, true);
+    await x.settle();
+    expect(x.routed).toEqual([{ type: 'register', id: 'n1', raft: '127.0.0.1:1', http: '127.0.0.1:2', member: 'n1' }]);
+    x.membership.registerSelf(x.meta.state, true);
+    await x.settle();
+    expect(x.routed).toHaveLength(1);
+    expect(x.refusals).toEqual([]);
+  });
+
+  test('when its metadata replica knows no leader, it registers again blindly, at most once per 2 s', async () => {
+    const x = setup(initialMeta(['n1', 'n2', 'n3'], 4, 3));
+    x.membership.registerSelf(x.meta.state, true);
+    await x.settle();
+    x.membership.registerSelf(x.meta.state, false);
+    await x.settle();
+    expect(x.routed).toHaveLength(2);
+    x.membership.registerSelf(x.meta.state, false);
+    await x.settle();
+    expect(x.routed).toHaveLength(2);
+  });
+
+  test('a node the cluster removed while it was away is refused, and told so', async () => {
+    const x = setup(initialMeta(['n1', 'n2', 'n3', 'n4'], 4, 3));
+    x.meta.state!.members.find((m) => m.id === 'n1')!.status = 'removed'; // drained while it was down
+    // It comes back without metadata (memory mode), or with a copy that still says active: either way it asks.
+    x.membership.registerSelf(null, false);
+    await x.settle();
+    expect(x.refusals).toEqual(['the cluster refuses n1: n1 was removed from this cluster: start the node under a new id to add it again']);
   });
 });
 

@@ -19,8 +19,8 @@ export async function serveNode(opts: { maxValueBytes: number; partitions?: numb
   const node = await VeloNode.start({ id: 'n1', http: '127.0.0.1:0', raft: '127.0.0.1:0', peers: new Map([['n1', '127.0.0.1:0']]), partitions, tickMs: 10, ...rest });
   const app = await buildServer({ service: node, maxValueBytes });
   await app.listen({ host: '127.0.0.1', port: 0 });
-  for (let i = 0; i < 1000 && !node.isReady(); i++) await new Promise((r) => setTimeout(r, 10));
-  if (!node.isReady()) throw new Error('the node did not elect its partitions’ leaders within 10 s');
+  for (let i = 0; i < 1000 && node.notReady() !== null; i++) await new Promise((r) => setTimeout(r, 10));
+  if (node.notReady() !== null) throw new Error('the node did not elect its partitions’ leaders within 10 s');
   return {
     node,
     app,
