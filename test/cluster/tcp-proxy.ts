@@ -25,6 +25,8 @@ export class TcpProxy {
   private delayMs = 0;
   /** Bytes per millisecond each direction may carry; Infinity: unlimited. */
   private bytesPerMs = Infinity;
+  /** Texts a test waits to see carried, per direction (see watch). */
+  private readonly watches = new Set<{ dir: Direction; missing: Set<string>; tail: string }>();
   port = 0;
 
   constructor(private readonly targetHost: string, private readonly targetPort: number) {}
@@ -69,15 +71,46 @@ export class TcpProxy {
       }
       if (this.delayMs === 0 && this.bytesPerMs === Infinity && lastDue <= Date.now()) {
         to.write(chunk);
+        this.carried(dir, chunk);
         return;
       }
       // Each chunk waits for the delay and for the chunks before it to drain at the throttled rate; never reordered.
       const due = Math.max(lastDue, Date.now() + this.delayMs) + chunk.length / this.bytesPerMs;
       lastDue = due;
       setTimeout(() => {
-        if (!to.destroyed) to.write(chunk);
+        if (to.destroyed) return;
+        to.write(chunk);
+        this.carried(dir, chunk);
       }, due - Date.now());
     });
+  }
+
+  /**
+   * Watches what this link hands on in `dir` from now on for each of `texts`
+   * (matched as latin1 against the bytes on the wire, across chunk
+   * boundaries). The returned function gives the texts not carried yet: a
+   * test can wait until a message it relies on has really been passed to the
+   * receiving node, instead of assuming it has.
+   */
+  watch(dir: Direction, texts: readonly string[]): () => string[] {
+    const w = { dir, missing: new Set(texts), tail: '' };
+    if (w.missing.size > 0) this.watches.add(w);
+    return () => [...w.missing];
+  }
+
+  private carried(dir: Direction, chunk: Buffer): void {
+    for (const w of this.watches) {
+      if (w.dir !== dir) continue;
+      const text = w.tail + chunk.toString('latin1');
+      let longest = 0;
+      for (const t of w.missing) {
+        if (text.includes(t)) w.missing.delete(t);
+        else longest = Math.max(longest, t.length);
+      }
+      if (w.missing.size === 0) this.watches.delete(w);
+      // Enough of the end to find a text split across this chunk and the next.
+      w.tail = longest > 1 ? text.slice(-(longest - 1)) : '';
+    }
   }
 
   /** Cuts the link: open connections drop, new ones are refused until heal(). */
