@@ -3,6 +3,7 @@
 // refusing directories that are not this node's, and deleting compacted keys.
 
 import { createHash } from 'node:crypto';
+import { cpSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
@@ -65,12 +66,24 @@ describe('level store', () => {
     const store = await openStore(dir);
     const g = store.group(5);
     g.bootstrap(conf);
-    await Promise.all([g.save({ hardState: { term: 1, vote: 'n1', commit: 0 }, entries: ents(1, 3, 1), snapshot: null }), store.group(6).save({ hardState: { term: 2, vote: null, commit: 0 }, entries: [], snapshot: null })]);
-    // Read the files through a second handle only after closing (LevelDB locks the directory).
-    await store.close();
-    const again = await openStore(dir);
-    expect(again.group(5).lastIndex()).toBe(3);
-    expect(again.group(6).initialState().hardState).toEqual({ term: 2, vote: null, commit: 0 });
+    const copy = await tempDir();
+    const batch = vi.spyOn(Level.prototype, 'batch');
+    try {
+      await Promise.all([g.save({ hardState: { term: 1, vote: 'n1', commit: 0 }, entries: ents(1, 3, 1), snapshot: null }), store.group(6).save({ hardState: { term: 2, vote: null, commit: 0 }, entries: [], snapshot: null })]);
+      // The first handle stays open: close() commits whatever is staged, so reading after it would
+      // prove nothing about save(). LevelDB locks its directory, so its files are copied as they are
+      // the moment save() resolved — synchronously, so that nothing the store does later can land in
+      // the copy — and the copy is opened as a node restarting after a crash would open it.
+      cpSync(dir, copy, { recursive: true });
+      const again = await openStore(copy);
+      expect(again.group(5).lastIndex()).toBe(3);
+      expect(again.group(5).initialState().hardState).toEqual({ term: 1, vote: 'n1', commit: 0 });
+      expect(again.group(6).initialState().hardState).toEqual({ term: 2, vote: null, commit: 0 });
+      // In the files is not yet on the disk: the one write both saves shared was a synced one.
+      expect((batch.mock.calls as unknown as [unknown, { sync?: boolean }][]).map(([, options]) => options.sync)).toEqual([true]);
+    } finally {
+      batch.mockRestore();
+    }
   });
 
   test('group commit: ten groups staging, then one commit(), is one synced LevelDB write', async () => {
