@@ -502,14 +502,35 @@ describe('the stream breaking', () => {
   });
 
   test('close does not wait for a backend that ignores the abort', async () => {
+    /** A stream whose next() never settles, abort or not; it counts the calls and keeps the signal. */
     class StuckBackend extends FakeBackend {
-      override events(): AsyncIterable<EventEnvelope> {
-        return { [Symbol.asyncIterator]: () => ({ next: () => new Promise<IteratorResult<EventEnvelope>>(() => {}) }) };
+      nextCalls = 0;
+      signal: AbortSignal | null = null;
+      override events(_filter: EventFilter, signal: AbortSignal): AsyncIterable<EventEnvelope> {
+        this.signal = signal;
+        return {
+          [Symbol.asyncIterator]: () => ({
+            next: () => {
+              this.nextCalls++;
+              return new Promise<IteratorResult<EventEnvelope>>(() => {});
+            },
+          }),
+        };
       }
     }
-    nc = new NearCache(new StuckBackend());
+    const stuck = new StuckBackend();
+    nc = new NearCache(stuck);
     nc.beginFill(ref('a'));
-    await nc.close();
+    // The near cache is waiting on the stuck stream before close is called.
+    await settled('the near cache waits on the stream', () => stuck.nextCalls === 1);
+    let closed = false;
+    void nc.close().then(() => (closed = true));
+    // No timer runs here (they are faked): close resolves on its own, while next() is still pending.
+    await settled('close resolved', () => closed);
+    expect(stuck.signal?.aborted).toBe(true);
+    expect(stuck.nextCalls).toBe(1);
+    fill(ref('a'), item('1'));
+    expect(nc.lookup(ref('a'), NOW)).toBeUndefined();
   });
 });
 
