@@ -1,10 +1,11 @@
 // A Fastify app keeping its sessions in Velo.
 //
-//   node dist/scripts/examples/fastify-sessions.js --port 3001 --velo 127.0.0.1:7070[,…] [--locking] [--max-age-ms N] [--secret S]
+//   node dist/scripts/examples/fastify-sessions.js --port 3001 --velo 127.0.0.1:7070[,…] [--locking] [--max-age-ms N] [--secret S] [--gates]
 //
 //   GET  /session                          {"id","items"}: this session's id and list
-//   POST /session/append?item=x[&delayMs=N] appends x to the list, pausing N ms between reading and writing it
+//   POST /session/append?item=x[&gate=g]   appends x to the list; with a gate, waits at it between reading and writing
 //   POST /logout                           destroys the session
+//   GET  /gates/g, POST /gates/g/open      with --gates: whether a request reached gate g; let it through (gates.ts)
 //
 // Run two on different ports against one cluster: a cookie from one works
 // on the other. Two overlapping appends to one session lose one of them,
@@ -12,10 +13,10 @@
 import fastifyCookie from '@fastify/cookie';
 import fastifySession from '@fastify/session';
 import Fastify from 'fastify';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { VeloClient } from '../../src/client/client.js';
 import { VeloFastifySessionStore } from '../../src/session/index.js';
+import { GATE_NAME, Gates } from './gates.js';
 
 declare module 'fastify' {
   interface Session {
@@ -31,12 +32,15 @@ const { values: args } = parseArgs({
     'max-age-ms': { type: 'string' },
     // @fastify/session wants at least 32 characters.
     secret: { type: 'string', default: 'velo example secret: pass --secret in real use' },
+    gates: { type: 'boolean', default: false },
   },
 });
 const port = Number(args.port);
 const maxAgeMs = args['max-age-ms'] === undefined ? undefined : Number(args['max-age-ms']);
 if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port must be a port number');
 if (maxAgeMs !== undefined && !(Number.isSafeInteger(maxAgeMs) && maxAgeMs > 0)) throw new Error('--max-age-ms must be a positive integer');
+
+const gates = args.gates ? new Gates() : null;
 
 const client = new VeloClient({ nodes: args.velo.split(',') });
 const store = new VeloFastifySessionStore({ client, locking: args.locking });
@@ -55,15 +59,26 @@ await app.register(fastifySession, {
 app.get('/session', async (req) => ({ id: req.session.sessionId, items: req.session.items ?? [] }));
 
 app.post('/session/append', async (req, reply) => {
-  const { item, delayMs = '0' } = req.query as { item?: string; delayMs?: string };
-  if (typeof item !== 'string' || item === '' || !/^\d+$/.test(delayMs)) {
-    return reply.status(400).send({ error: { code: 'bad_request', message: 'needs ?item=<text> and optionally &delayMs=<ms>' } });
+  const { item, gate } = req.query as { item?: string; gate?: string };
+  if (typeof item !== 'string' || item === '' || (gate !== undefined && !GATE_NAME.test(gate))) {
+    return reply.status(400).send({ error: { code: 'bad_request', message: 'needs ?item=<text> and optionally &gate=<name>' } });
+  }
+  if (gate !== undefined && !gates) {
+    return reply.status(400).send({ error: { code: 'bad_request', message: '&gate= needs the app started with --gates' } });
   }
   const items = req.session.items ?? []; // read…
-  await sleep(Number(delayMs)); // …let another request overlap…
+  if (gates && gate !== undefined) await gates.pass(gate); // …let another request overlap…
   req.session.items = [...items, item]; // …and write what was read plus one
   return { id: req.session.sessionId, items: req.session.items };
 });
+
+if (gates) {
+  app.get('/gates/:name', async (req) => gates.state((req.params as { name: string }).name));
+  app.post('/gates/:name/open', async (req, reply) => {
+    gates.open((req.params as { name: string }).name);
+    return reply.status(204).send();
+  });
+}
 
 app.post('/logout', async (req, reply) => {
   await req.session.destroy();

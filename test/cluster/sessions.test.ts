@@ -2,9 +2,12 @@
 // processes: for Express and for Fastify, two instances without locking
 // (sessions shared through the cluster, expiring with their cookie, and
 // two overlapping writes losing one) and two with --locking (the same
-// overlap keeps both). The overlap is made certain by the delays: the
-// first append reads, then pauses 1500 ms; the second, sent at once to the
-// other instance, reads and writes within its 500 ms pause.
+// overlap keeps both). The overlap is made certain by construction, not by
+// timing: the apps run with --gates, so the first append reads its session
+// and then waits at a gate until the test opens it; the test sends the
+// second only once the first is there, and opens the gate only once it has
+// seen the second overlap it (written its own list, or been refused the
+// lock the first holds).
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -64,11 +67,26 @@ async function sessionItem(id: string): Promise<number> {
   return (await fetch(cluster.url('n2', `/v1/caches/sessions/items/${encodeURIComponent(id)}`))).status;
 }
 
-/** Appends a, pausing 1500 ms between its read and its write, through `first`, and b, pausing 500 ms, through `second`, at the same time. */
-async function overlappingAppends(first: Browser, second: Browser): Promise<void> {
-  const [a, b] = await Promise.all([first.request('POST', '/session/append?item=a&delayMs=1500'), second.request('POST', '/session/append?item=b&delayMs=500')]);
-  expect(a.status).toBe(200);
-  expect(b.status).toBe(200);
+/** A gate of an example app (--gates): whether a request reached it (it has read its session), and whether it was opened. */
+async function gate(app: App, name: string): Promise<{ arrived: boolean; open: boolean }> {
+  return (await (await fetch(`${app.base}/gates/${name}`)).json()) as { arrived: boolean; open: boolean };
+}
+
+async function openGate(app: App, name: string): Promise<void> {
+  expect((await fetch(`${app.base}/gates/${name}/open`, { method: 'POST' })).status).toBe(204);
+}
+
+/** Lock attempts that the nodes refused because another handle held the item (423), summed over every node's /metrics. */
+async function refusedLocks(): Promise<number> {
+  let refused = 0;
+  for (const id of cluster.nodes.keys()) {
+    for (const line of (await (await fetch(cluster.url(id, '/metrics'))).text()).split('\n')) {
+      if (line.startsWith('velo_http_requests_total{') && line.includes('route="/v1/caches/:cache/items/:key/lock"') && line.includes('status="423"')) {
+        refused += Number(line.slice(line.lastIndexOf(' ') + 1));
+      }
+    }
+  }
+  return refused;
 }
 
 describe.each(['express', 'fastify'] as const)('the %s session example, two instances on a 3-node cluster', (name) => {
@@ -76,8 +94,8 @@ describe.each(['express', 'fastify'] as const)('the %s session example, two inst
   let locking: [App, App];
 
   beforeAll(async () => {
-    plain = [await startExample(name, ['--max-age-ms', '3000']), await startExample(name, ['--max-age-ms', '3000'])];
-    locking = [await startExample(name, ['--locking']), await startExample(name, ['--locking'])];
+    plain = [await startExample(name, ['--max-age-ms', '3000', '--gates']), await startExample(name, ['--max-age-ms', '3000', '--gates'])];
+    locking = [await startExample(name, ['--locking', '--gates']), await startExample(name, ['--locking', '--gates'])];
   }, 60_000);
 
   afterAll(async () => {
@@ -106,20 +124,44 @@ describe.each(['express', 'fastify'] as const)('the %s session example, two inst
   }, 30_000);
 
   test('without locking, two overlapping appends through the two instances lose one', async () => {
-    const one = new Browser(plain[0].base);
+    const [first, second] = plain;
+    const one = new Browser(first.base);
     await one.request('POST', '/session/append?item=first');
-    await overlappingAppends(one, one.on(plain[1].base));
-    // b read [first] and wrote [first, b]; then a, which had read [first] before b wrote, wrote [first, a] over it.
+    // a reads [first] through the first instance, then waits at its gate.
+    const a = one.request('POST', '/session/append?item=a&gate=a');
+    a.catch(() => {}); // awaited below; if the test fails first, the apps are killed under it
+    await cluster.until('a read the session and waits at its gate', async () => (await gate(first, 'a')).arrived, 10_000);
+    // The overlap: b, through the other instance, reads [first] and writes [first, b] while a still waits.
+    expect(await one.on(second.base).request('POST', '/session/append?item=b')).toMatchObject({ status: 200, body: { items: ['first', 'b'] } });
+    expect(await gate(first, 'a')).toEqual({ arrived: true, open: false });
+    await openGate(first, 'a');
+    // a writes what it read plus a, over b's write: b is lost.
+    expect(await a).toMatchObject({ status: 200, body: { items: ['first', 'a'] } });
     expect((await one.request('GET', '/session')).body!.items).toEqual(['first', 'a']);
   }, 30_000);
 
   test('with --locking on both instances, the same overlapping appends both land', async () => {
-    const one = new Browser(locking[0].base);
+    const [first, second] = locking;
+    const one = new Browser(first.base);
     await one.request('POST', '/session/append?item=first');
-    await overlappingAppends(one, one.on(locking[1].base));
-    const items = (await one.request('GET', '/session')).body!.items!;
-    expect(items).toHaveLength(3);
-    expect(items[0]).toBe('first');
-    expect([...items].sort()).toEqual(['a', 'b', 'first']);
+    // a reads [first] through the first instance under the session's lock, then waits at its gate, holding it.
+    const a = one.request('POST', '/session/append?item=a&gate=a');
+    a.catch(() => {}); // awaited below; if the test fails first, the apps are killed under it
+    await cluster.until('a read the session under its lock and waits at its gate', async () => (await gate(first, 'a')).arrived, 10_000);
+    // The overlap: b, through the other instance, asks for the lock while a holds it, is refused, and waits.
+    const refusedBefore = await refusedLocks();
+    let bAnswered = false;
+    const b = one.on(second.base).request('POST', '/session/append?item=b&gate=b').finally(() => (bAnswered = true));
+    b.catch(() => {});
+    await cluster.until('b was refused the lock a holds', async () => (await refusedLocks()) > refusedBefore, 10_000);
+    expect(await gate(second, 'b')).toEqual({ arrived: false, open: false }); // b has not read the session
+    expect(bAnswered).toBe(false);
+    await openGate(first, 'a');
+    expect(await a).toMatchObject({ status: 200, body: { items: ['first', 'a'] } });
+    // a's write released the lock; only then does b read the session, with a in it.
+    await cluster.until('b read the session after a wrote it', async () => (await gate(second, 'b')).arrived, 10_000);
+    await openGate(second, 'b');
+    expect(await b).toMatchObject({ status: 200, body: { items: ['first', 'a', 'b'] } });
+    expect((await one.request('GET', '/session')).body!.items).toEqual(['first', 'a', 'b']);
   }, 30_000);
 });
