@@ -1,5 +1,6 @@
 // The HTTP contract (API.md) against one real node over real HTTP.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { until } from '../../scripts/poll.js';
 import { serveNode } from '../support/served-node.js';
 import type { Served } from '../support/served-node.js';
 
@@ -16,6 +17,29 @@ afterAll(async () => {
 });
 
 const item = (key: string, cache = 'default') => `${base}/v1/caches/${cache}/items/${encodeURIComponent(key)}`;
+
+const SHORT_TTL_MS = 300;
+
+interface TimedRead {
+  startedAt: number;
+  endedAt: number;
+  status: number;
+  expiresAt: number | null;
+}
+
+/** Reads `key` until it is gone (the state is the synchronisation point, polled): every read, timed. */
+async function readUntilGone(key: string): Promise<TimedRead[]> {
+  const reads: TimedRead[] = [];
+  await until(`${key} to expire`, async () => {
+    const startedAt = Date.now();
+    const r = await fetch(item(key));
+    await r.arrayBuffer();
+    const header = r.headers.get('x-velo-expires-at');
+    reads.push({ startedAt, endedAt: Date.now(), status: r.status, expiresAt: header === null ? null : Number(header) });
+    return r.status !== 200;
+  }, 10_000, 20);
+  return reads;
+}
 
 describe('items over HTTP', () => {
   test('PUT creates (201) then replaces (200); GET returns the same bytes, type and ETag', async () => {
@@ -64,14 +88,41 @@ describe('items over HTTP', () => {
   });
 
   test('ttlMs makes an item expire: X-Velo-Expires-At is set, and touch moves it', async () => {
-    const before = Date.now();
-    await fetch(`${item('ttl')}?ttlMs=60000`, { method: 'PUT', body: 'x' });
-    const g = await fetch(item('ttl'));
+    // The node runs in this process, on the same clock: each read's start and end bound the time the
+    // node judged it at. No read may find the item gone before its expiry, or there after it.
+    const misjudged = (reads: TimedRead[], expiresAt: number) =>
+      reads.filter((r) => (r.status === 200 ? !(r.startedAt < expiresAt && r.expiresAt === expiresAt) : !(r.status === 404 && r.endedAt >= expiresAt)));
+
+    // An item put with a short ttlMs expires on its own, at the time its header says.
+    const putAt = Date.now();
+    expect((await fetch(`${item('ttl')}?ttlMs=${SHORT_TTL_MS}`, { method: 'PUT', body: 'x' })).status).toBe(201);
+    const putDone = Date.now();
+    const reads = await readUntilGone('ttl');
+    const seenAt = reads.find((r) => r.status === 200)?.expiresAt ?? null;
+    if (seenAt !== null) {
+      expect(seenAt).toBeGreaterThanOrEqual(putAt + SHORT_TTL_MS);
+      expect(seenAt).toBeLessThanOrEqual(putDone + SHORT_TTL_MS);
+    }
+    expect(misjudged(reads, seenAt ?? putAt + SHORT_TTL_MS)).toEqual([]);
+
+    // A long-lived item carries its expiry; a touch with a short ttlMs moves it, and the item expires then.
+    const longAt = Date.now();
+    await fetch(`${item('touched')}?ttlMs=60000`, { method: 'PUT', body: 'x' });
+    const longDone = Date.now();
+    const g = await fetch(item('touched'));
+    expect(g.status).toBe(200);
     const at = Number(g.headers.get('x-velo-expires-at'));
-    expect(at).toBeGreaterThanOrEqual(before + 60000);
-    const t = await fetch(`${item('ttl')}/touch?ttlMs=120000`, { method: 'POST' });
+    expect(at).toBeGreaterThanOrEqual(longAt + 60000);
+    expect(at).toBeLessThanOrEqual(longDone + 60000);
+    const touchAt = Date.now();
+    const t = await fetch(`${item('touched')}/touch?ttlMs=${SHORT_TTL_MS}`, { method: 'POST' });
+    const touchDone = Date.now();
     expect(t.status).toBe(200);
-    expect(((await t.json()) as { expiresAt: number }).expiresAt).toBeGreaterThanOrEqual(before + 120000);
+    const moved = ((await t.json()) as { expiresAt: number }).expiresAt;
+    expect(moved).toBeGreaterThanOrEqual(touchAt + SHORT_TTL_MS);
+    expect(moved).toBeLessThanOrEqual(touchDone + SHORT_TTL_MS);
+    const touchedReads = await readUntilGone('touched');
+    expect(misjudged(touchedReads, moved)).toEqual([]);
   });
 
   test('consistency=local answers from the local replica and says whether it may be stale', async () => {
