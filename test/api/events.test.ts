@@ -3,7 +3,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { serveNode } from '../support/served-node.js';
 import type { Served } from '../support/served-node.js';
+import { partitionOf } from '../../src/node/partition-map.js';
 import { openSse } from '../support/sse.js';
+import type { SseStream } from '../support/sse.js';
 
 async function serve(eventLogCapacity?: number): Promise<Served> {
   return serveNode({ maxValueBytes: 1024, ...(eventLogCapacity ? { eventLogCapacity } : {}) });
@@ -18,6 +20,20 @@ afterAll(async () => {
 });
 
 const item = (key: string) => `${s.base}/v1/caches/default/items/${key}`;
+
+/** serveNode's partition count. */
+const PARTITIONS = 4;
+
+/** A key of the default cache in partition `p`. */
+function keyIn(p: number, prefix: string): string {
+  for (let i = 0; ; i++) if (partitionOf(PARTITIONS, 'default', null, `${prefix}${i}`) === p) return `${prefix}${i}`;
+}
+
+/** Reads `stream` until an event for each of `keys` has arrived. */
+async function readUntilKeys(stream: SseStream, keys: string[]): Promise<void> {
+  const has = () => keys.every((k) => stream.got.some((e) => e.data.key === k));
+  for (let n = stream.got.length + 1; !has(); n = stream.got.length + 1) await stream.next(n);
+}
 
 describe('change events', () => {
   test('a stream delivers put and delete events with the written versions, in commit order per key', async () => {
@@ -59,15 +75,23 @@ describe('change events', () => {
     // Writes made while disconnected must arrive too.
     for (let i = 10; i < 15; i++) await fetch(item(`r${i}`), { method: 'PUT', body: 'x' });
     const second = await openSse(`${s.base}/v1/caches/default/events`, resumeAfter);
-    await second.next(11);
+    // Then one marker per partition, written after everything else: the stream is read until every
+    // marker has come, so that an event delivered twice before them is seen, not cut off by a count.
+    const markers = Array.from({ length: PARTITIONS }, (_, p) => keyIn(p, 'marker-'));
+    for (const m of markers) await fetch(item(m), { method: 'PUT', body: 'x' });
+    await readUntilKeys(second, markers);
     second.close();
-    // Order is commit order within a partition only, so "after the 4th event"
-    // is every key except the first four delivered.
+    // Order is commit order within a partition only, so "after the 4th event" is, in each partition,
+    // every key written there that was not among the first four delivered, in the order written, then
+    // its marker.
     const before = new Set(first.got.slice(0, 4).map((e) => e.data.key));
-    const expected = Array.from({ length: 15 }, (_, i) => `r${i}`).filter((k) => !before.has(k));
-    const keys = second.got.map((e) => e.data.key);
-    expect(keys.slice().sort()).toEqual(expected.sort());
-    expect(new Set(keys).size).toBe(keys.length);
+    const written = [...Array.from({ length: 15 }, (_, i) => `r${i}`), ...markers];
+    const keys = second.got.map((e) => e.data.key as string);
+    for (let p = 0; p < PARTITIONS; p++) {
+      const inP = (k: string) => partitionOf(PARTITIONS, 'default', null, k) === p;
+      expect({ partition: p, keys: keys.filter(inP) }).toEqual({ partition: p, keys: written.filter((k) => inP(k) && !before.has(k)) });
+    }
+    expect(keys.length).toBe(written.length - before.size);
   });
 
   test('expirations produce events', async () => {
