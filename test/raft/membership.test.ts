@@ -143,6 +143,17 @@ describe('§4.1 adding and removing voters', () => {
     expect(net.node('d').raft.status().term).toBe(term);
   });
 
+  test('removing the last voter is refused (invalid_conf_change), not thrown', () => {
+    const net = new TestNetwork(['a']);
+    net.campaign('a');
+    net.settle();
+    const a = net.node('a');
+    expect(a.raft.status().role).toBe(Role.Leader);
+    expect(a.raft.proposeConfChange({ type: ConfChangeType.RemoveNode, node: 'a' })).toEqual({ ok: false, reason: 'invalid_conf_change', leader: 'a' });
+    net.settle();
+    expect(a.raft.status().confState).toEqual({ voters: ['a'], learners: [] });
+  });
+
   test('a second configuration change is refused while one is uncommitted', () => {
     const net = groupWithSpareNode();
     const a = net.node('a');
@@ -241,13 +252,13 @@ describe('§4.1 adding and removing voters', () => {
 
   // DESIGN.md: a node that lost its memory "rejoins as a learner, catches up
   // by snapshot". Its storage is new (`new MemoryStorage()`: an empty log and
-  // an empty configuration). If the leader has not compacted its log, it is
-  // brought up by appends from index 1 instead, and the group's bootstrap
-  // configuration — held in the leader's storage, not in any entry — never
-  // reaches it: it ends up with {voters: [], learners: [d]}, and once promoted
-  // believes it is the only voter (it then elects itself and commits alone).
-  // Whether the core or the driver must prevent this is a contract question,
-  // so this test is left failing rather than marked. See FINDINGS.md, F2.
+  // an empty configuration). If the leader has not compacted its log, appends
+  // from index 1 would bring it up instead, and the group's bootstrap
+  // configuration — held in the leader's storage, not in any entry — would
+  // never reach it: it ended up with {voters: [], learners: [d]} and, once
+  // promoted, believed it was the only voter (FINDINGS.md, F2). Since
+  // cf9ce80 a node with no configuration refuses appends, and takes one from
+  // the snapshot the leader sends once its log is compacted.
   test('a node that joins with no configuration refuses appends until a snapshot gives it one (FINDINGS.md, F2)', () => {
     const net = new TestNetwork(voters);
     net.campaign('a');
