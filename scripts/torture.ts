@@ -11,8 +11,8 @@
 
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { faultProperty, saveFailure, shapeName } from '../test/fault/property.js';
-import type { PropertyTally, Shape } from '../test/fault/property.js';
+import { emptyTally, faultProperty, saveFailure, shapeName } from '../test/fault/property.js';
+import type { Shape } from '../test/fault/property.js';
 import { runSchedule } from '../test/fault/run.js';
 import type { Schedule } from '../test/fault/schedule.js';
 
@@ -68,7 +68,7 @@ async function replay(file: string, out: string, unsafe: boolean): Promise<numbe
   }
   const r = await runSchedule(s, { log, unsafeStaleReads: unsafe });
   if (r.ok) {
-    log(`replay passed: ${r.ops} ops in ${r.seconds.toFixed(1)} s`);
+    log(`replay passed: ${r.ops} ops (${r.definite} definite) in ${r.seconds.toFixed(1)} s`);
     return 0;
   }
   log(`replay FAILED: ${r.failure}\nsaved to ${saveFailure(out, s, r, `replay-${Date.now()}`)}`);
@@ -78,7 +78,7 @@ async function replay(file: string, out: string, unsafe: boolean): Promise<numbe
 async function main(): Promise<number> {
   const o = parse(process.argv.slice(2));
   if (o.replay) return replay(o.replay, o.out, o.unsafe);
-  const tally: PropertyTally = { runs: 0, ops: 0, seconds: 0, failures: [] };
+  const tally = emptyTally();
   const deadline = Date.now() + o.minutes * 60_000;
   log(`torture for ${o.minutes} min from seed ${o.seed}; failures go to ${o.out}/`);
   for (let round = 0; Date.now() < deadline; round++) {
@@ -90,13 +90,15 @@ async function main(): Promise<number> {
       numRuns: 1,
       interruptAfterTimeLimit: Math.max(1, deadline - Date.now()),
     });
+    // An interrupt at the deadline leaves the run going: let it stop its cluster.
+    await tally.running;
     // An interrupt at the deadline is not a failure; a run that failed left its account in the tally.
     if (tally.failures.length > failuresBefore) {
       log(`${shapeName(shape)} seed ${seed} FAILED after shrinking ${out.numShrinks} time(s):\n${tally.failures.at(-1)}\nthe generator replays with: npm run torture -- --seed ${seed} --shape ${shape.nodes}-${shape.persistent ? 'persistent' : 'memory'} --minutes 1`);
     }
   }
   const minutes = tally.seconds / 60;
-  log(`${tally.runs} schedules, ${tally.ops} operations checked in ${minutes.toFixed(1)} min: ${(tally.runs / minutes).toFixed(2)} schedules/min, ${Math.round(tally.ops / minutes)} ops/min; ${tally.failures.length} failing run(s)`);
+  log(`${tally.runs} schedules, ${tally.ops} operations (${tally.definite} definite) checked in ${minutes.toFixed(1)} min: ${(tally.runs / minutes).toFixed(2)} schedules/min, ${Math.round(tally.ops / minutes)} ops/min; ${tally.failures.length} failing run(s)`);
   return tally.failures.length === 0 ? 0 : 1;
 }
 

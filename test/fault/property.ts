@@ -18,11 +18,35 @@ export interface Shape {
   maxPhases?: number;
 }
 
+/** One run of the property: a generated schedule, or one of fast-check's shrink steps after a failure. */
+export interface ScheduleRecord {
+  shape: string;
+  ok: boolean;
+  /** Run after a failure in the same check: a shrink step, not one of the planned schedules. */
+  shrinking: boolean;
+  ops: number;
+  definite: number;
+  seconds: number;
+}
+
 export interface PropertyTally {
   runs: number;
   ops: number;
+  /** Operations with a definite answer (RunResult.definite), summed. */
+  definite: number;
   seconds: number;
   failures: string[];
+  records: ScheduleRecord[];
+  /**
+   * The run in progress, if any. fast-check's time limit returns without
+   * stopping it; await this before the test ends, or its cluster's
+   * processes outlive the test.
+   */
+  running: Promise<void> | null;
+}
+
+export function emptyTally(): PropertyTally {
+  return { runs: 0, ops: 0, definite: 0, seconds: 0, failures: [], records: [], running: null };
 }
 
 export function shapeName(s: Shape): string {
@@ -38,18 +62,29 @@ export function saveFailure(dir: string, s: Schedule, r: RunResult, tag: string)
 }
 
 export function faultProperty(shape: Shape, opts: RunOptions & { failuresDir: string; tally: PropertyTally }): fc.IAsyncPropertyWithHooks<[Schedule]> {
+  // fast-check runs the property for the planned schedules until one fails, then only to shrink that one.
+  let failedBefore = false;
   return fc.asyncProperty(scheduleArb(shape), async (s) => {
     let r: RunResult;
+    const run = runSchedule(s, opts);
+    opts.tally.running = run.then(
+      () => {},
+      () => {},
+    );
     try {
-      r = await runSchedule(s, opts);
+      r = await run;
     } catch (e) {
-      r = { ok: false, failure: `the run broke: ${(e as Error).stack ?? String(e)}`, ops: 0, history: [], seconds: 0 };
+      r = { ok: false, failure: `the run broke: ${(e as Error).stack ?? String(e)}`, ops: 0, definite: 0, history: [], seconds: 0 };
     }
+    const shrinking = failedBefore;
     opts.tally.runs++;
     opts.tally.ops += r.ops;
+    opts.tally.definite += r.definite;
     opts.tally.seconds += r.seconds;
-    opts.log?.(`${shapeName(shape)}: ${r.ok ? 'ok' : 'FAILED'} — ${s.phases.length} phase(s), ${r.ops} ops in ${r.seconds.toFixed(1)} s`);
+    opts.tally.records.push({ shape: shapeName(shape), ok: r.ok, shrinking, ops: r.ops, definite: r.definite, seconds: r.seconds });
+    opts.log?.(`${shapeName(shape)}: ${r.ok ? 'ok' : 'FAILED'} — ${s.phases.length} phase(s), ${r.ops} ops (${r.definite} definite) in ${r.seconds.toFixed(1)} s`);
     if (r.ok) return true;
+    failedBefore = true;
     const file = saveFailure(opts.failuresDir, s, r, `${shapeName(shape)}-${Date.now()}`);
     opts.tally.failures.push(`${r.failure}\n(saved to ${file}; replay with: npm run torture -- --replay ${file})`);
     return false;

@@ -29,6 +29,8 @@ export interface RunResult {
   /** What failed, in one paragraph; null when ok. */
   failure: string | null;
   ops: number;
+  /** The clients' operations that got a definite answer (ok, or a definite no such as a 412 or a 404); indeterminate ones and the final reads excluded. */
+  definite: number;
   history: Operation[];
   seconds: number;
 }
@@ -97,7 +99,9 @@ export async function runSchedule(s: Schedule, opts: RunOptions = {}): Promise<R
     if (dataRoot) rmSync(dataRoot, { recursive: true, force: true });
   }
   const history = workload.operations();
-  return { ok: failure === null, failure, ops: history.length, history, seconds: (performance.now() - started) / 1000 };
+  // The final reads are recorded as client s.clients: they check the end state, they are not the load.
+  const definite = history.filter((op) => op.client < s.clients && op.complete !== null).length;
+  return { ok: failure === null, failure, ops: history.length, definite, history, seconds: (performance.now() - started) / 1000 };
 }
 
 /** The schedule's own time: how long a fault lasts. Never used to wait for the system to reach a state. */
