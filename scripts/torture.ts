@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { emptyTally, faultProperty, saveFailure, shapeName } from '../test/fault/property.js';
 import type { Shape } from '../test/fault/property.js';
+import { describeCoverage } from '../test/fault/coverage.js';
 import { runSchedule } from '../test/fault/run.js';
 import type { Schedule } from '../test/fault/schedule.js';
 
@@ -67,6 +68,7 @@ async function replay(file: string, out: string, unsafe: boolean): Promise<numbe
     usage(`cannot read a schedule from ${file}: ${(e as Error).message}`);
   }
   const r = await runSchedule(s, { log, unsafeStaleReads: unsafe });
+  log(`what the run did: ${describeCoverage(r.coverage)}`);
   if (r.ok) {
     log(`replay passed: ${r.ops} ops (${r.definite} definite) in ${r.seconds.toFixed(1)} s`);
     return 0;
@@ -99,6 +101,8 @@ async function main(): Promise<number> {
   }
   const minutes = tally.seconds / 60;
   log(`${tally.runs} schedules, ${tally.ops} operations (${tally.definite} definite) checked in ${minutes.toFixed(1)} min: ${(tally.runs / minutes).toFixed(2)} schedules/min, ${Math.round(tally.ops / minutes)} ops/min; ${tally.failures.length} failing run(s)`);
+  const overlapped = tally.records.filter((r) => r.coverage.overlaps.length > 0).length;
+  log(`${overlapped} schedule(s) had faults on at the same time`);
   return tally.failures.length === 0 ? 0 : 1;
 }
 

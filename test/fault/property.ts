@@ -7,6 +7,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { describeCoverage } from './coverage.js';
+import type { Coverage } from './coverage.js';
 import { runSchedule } from './run.js';
 import type { RunOptions, RunResult } from './run.js';
 import { scheduleArb } from './schedule.js';
@@ -27,6 +29,8 @@ export interface ScheduleRecord {
   ops: number;
   definite: number;
   seconds: number;
+  /** What the run really did (coverage.ts). */
+  coverage: Coverage;
 }
 
 export interface PropertyTally {
@@ -74,15 +78,15 @@ export function faultProperty(shape: Shape, opts: RunOptions & { failuresDir: st
     try {
       r = await run;
     } catch (e) {
-      r = { ok: false, failure: `the run broke: ${(e as Error).stack ?? String(e)}`, ops: 0, definite: 0, history: [], seconds: 0 };
+      r = { ok: false, failure: `the run broke: ${(e as Error).stack ?? String(e)}`, ops: 0, definite: 0, history: [], seconds: 0, coverage: { overlaps: [] } };
     }
     const shrinking = failedBefore;
     opts.tally.runs++;
     opts.tally.ops += r.ops;
     opts.tally.definite += r.definite;
     opts.tally.seconds += r.seconds;
-    opts.tally.records.push({ shape: shapeName(shape), ok: r.ok, shrinking, ops: r.ops, definite: r.definite, seconds: r.seconds });
-    opts.log?.(`${shapeName(shape)}: ${r.ok ? 'ok' : 'FAILED'} — ${s.phases.length} phase(s), ${r.ops} ops (${r.definite} definite) in ${r.seconds.toFixed(1)} s`);
+    opts.tally.records.push({ shape: shapeName(shape), ok: r.ok, shrinking, ops: r.ops, definite: r.definite, seconds: r.seconds, coverage: r.coverage });
+    opts.log?.(`${shapeName(shape)}: ${r.ok ? 'ok' : 'FAILED'} — ${s.phases.length} phase(s), ${r.ops} ops (${r.definite} definite) in ${r.seconds.toFixed(1)} s; ${describeCoverage(r.coverage)}`);
     if (r.ok) return true;
     failedBefore = true;
     const file = saveFailure(opts.failuresDir, s, r, `${shapeName(shape)}-${Date.now()}`);

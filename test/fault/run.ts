@@ -1,6 +1,7 @@
 // One fault schedule against a real cluster: start the processes (behind a
-// proxy on every directed link), run the clients, inject each phase's fault
-// and heal it, then check what must hold after healing:
+// proxy on every directed link), run the clients, inject each phase's faults
+// (inject.ts; those of one phase overlap, each on its own clock) and heal
+// them, then check what must hold after healing:
 //   - the history (with a final strong read of every key) is linearizable,
 //     so every acknowledged write not overwritten is readable;
 //   - every partition has one leader that every node agrees on;
@@ -14,8 +15,11 @@ import { untilNoComplaint } from '../../scripts/poll.js';
 import { checkLinearizable, formatOperation } from '../lincheck/index.js';
 import type { Operation } from '../lincheck/index.js';
 import { seededRandom } from '../support/random.js';
-import { describeFault } from './schedule.js';
-import type { Fault, Schedule } from './schedule.js';
+import { coverageOf } from './coverage.js';
+import type { Coverage } from './coverage.js';
+import { FaultInjector, Failure, clusterView } from './inject.js';
+import { describePhase } from './schedule.js';
+import type { Phase, Schedule } from './schedule.js';
 import { Workload, prepare } from './workload.js';
 
 export interface RunOptions {
@@ -33,21 +37,13 @@ export interface RunResult {
   definite: number;
   history: Operation[];
   seconds: number;
+  /** What the run really did: faults on at the same time. */
+  coverage: Coverage;
 }
 
 /** How long the cluster may take to recover after a fault is healed before the run counts as a liveness failure. */
 const RECOVERY_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 1500;
-
-interface ClusterPartition {
-  id: number;
-  replicas: string[];
-  leader: string | null;
-  voters: string[];
-  learners: string[];
-}
-
-class Failure extends Error {}
 
 export async function runSchedule(s: Schedule, opts: RunOptions = {}): Promise<RunResult> {
   const started = performance.now();
@@ -67,16 +63,16 @@ export async function runSchedule(s: Schedule, opts: RunOptions = {}): Promise<R
     random: seededRandom(s.clientSeed),
   });
   let failure: string | null = null;
+  let injector: FaultInjector | null = null;
   try {
     cluster = await ProcessCluster.start(ids, args, { proxied: true, nodeArgs: (id) => (dataRoot ? ['--data-dir', join(dataRoot, id)] : []) });
     await cluster.allReady();
     await prepare(cluster.url(ids[0]!, ''));
+    injector = new FaultInjector({ cluster, ids, persistent: s.persistent, down, clock: () => performance.now() - started, log });
     workload.start();
     for (const [i, phase] of s.phases.entries()) {
-      log(`phase ${i + 1}/${s.phases.length}: ${describeFault(phase.fault)} for ${phase.durationMs} ms`);
-      const heal = await inject(cluster, ids, phase.fault, s.persistent, down);
-      await pause(phase.durationMs);
-      await heal();
+      log(`phase ${i + 1}/${s.phases.length}: ${describePhase(phase)}`);
+      await runPhase(injector, phase);
       await recovered(cluster, ids, s.persistent ? null : 3);
       await pause(phase.quietMs);
     }
@@ -101,93 +97,36 @@ export async function runSchedule(s: Schedule, opts: RunOptions = {}): Promise<R
   const history = workload.operations();
   // The final reads are recorded as client s.clients: they check the end state, they are not the load.
   const definite = history.filter((op) => op.client < s.clients && op.complete !== null).length;
-  return { ok: failure === null, failure, ops: history.length, definite, history, seconds: (performance.now() - started) / 1000 };
+  const coverage = coverageOf(injector?.active ?? []);
+  return { ok: failure === null, failure, ops: history.length, definite, history, seconds: (performance.now() - started) / 1000, coverage };
+}
+
+/**
+ * The phase's fault, and each overlapping one from its start offset (counted
+ * from the moment the phase's fault is in place), each healed after its own
+ * duration. Waits for every one of them to be healed, even when one fails,
+ * so that no fault acts on the cluster after the run has moved on.
+ */
+async function runPhase(injector: FaultInjector, phase: Phase): Promise<void> {
+  const timed = async (heal: () => Promise<void>, durationMs: number) => {
+    await pause(durationMs);
+    await heal();
+  };
+  const healFirst = await injector.inject(phase.fault);
+  const tasks = [
+    timed(healFirst, phase.durationMs),
+    ...(phase.overlap ?? []).map(async (o) => {
+      await pause(o.startMs);
+      await timed(await injector.inject(o.fault), o.durationMs);
+    }),
+  ];
+  const failed = (await Promise.allSettled(tasks)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** The schedule's own time: how long a fault lasts. Never used to wait for the system to reach a state. */
 function pause(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-async function clusterView(cluster: ProcessCluster, id: string): Promise<{ partitions: ClusterPartition[] }> {
-  const r = await fetch(cluster.url(id, '/v1/cluster'), { signal: AbortSignal.timeout(1000) });
-  return (await r.json()) as { partitions: ClusterPartition[] };
-}
-
-async function leaderOf(cluster: ProcessCluster, ids: string[], partition: number): Promise<string> {
-  for (const id of ids) {
-    try {
-      const leader = (await clusterView(cluster, id)).partitions[partition]?.leader;
-      if (leader) return leader;
-    } catch {
-      // that node is down or paused: ask another
-    }
-  }
-  return ids[partition % ids.length]!;
-}
-
-function cutBetween(cluster: ProcessCluster, a: string[], b: string[]): void {
-  for (const x of a) {
-    for (const y of b) {
-      cluster.link(x, y).partition();
-      cluster.link(y, x).partition();
-    }
-  }
-}
-
-/** Injects `f`; returns what heals it. */
-async function inject(cluster: ProcessCluster, ids: string[], f: Fault, persistent: boolean, down: Set<string>): Promise<() => Promise<void>> {
-  const restart = (victims: string[]) => async () => {
-    await Promise.all(victims.map((id) => cluster.startNode(id)));
-    for (const id of victims) down.delete(id);
-  };
-  const kill = async (victims: string[]) => {
-    for (const id of victims) down.add(id);
-    await Promise.all(victims.map((id) => cluster.kill(id)));
-    return restart(victims);
-  };
-  const freeze = (id: string) => {
-    cluster.pause(id);
-    return async () => cluster.resume(id);
-  };
-  const heal = async () => cluster.heal();
-  switch (f.kind) {
-    case 'kill':
-      return kill([ids[f.node]!]);
-    case 'killLeader':
-      return kill([await leaderOf(cluster, ids, f.partition)]);
-    case 'killMajority':
-      if (!persistent) throw new Error('killMajority is for persistent clusters only');
-      return kill(ids.slice(0, Math.floor(ids.length / 2) + 1));
-    case 'pause':
-      return freeze(ids[f.node]!);
-    case 'pauseLeader':
-      return freeze(await leaderOf(cluster, ids, f.partition));
-    case 'halves':
-      cutBetween(cluster, ids.slice(0, f.split), ids.slice(f.split));
-      return heal;
-    case 'isolateLeader':
-      cluster.isolate(await leaderOf(cluster, ids, f.partition));
-      return heal;
-    case 'bridge': {
-      const mid = Math.floor(ids.length / 2);
-      cutBetween(cluster, ids.slice(0, mid), ids.slice(mid + 1));
-      return heal;
-    }
-    case 'oneWay': {
-      const from = ids[f.from]!;
-      const to = ids[f.to]!;
-      cluster.link(from, to).block('forward');
-      cluster.link(to, from).block('backward');
-      return heal;
-    }
-    case 'slow':
-      for (const a of ids) for (const b of ids) if (a !== b) cluster.link(a, b).delay(f.ms);
-      return heal;
-    case 'throttle':
-      for (const a of ids) for (const b of ids) if (a !== b) cluster.link(a, b).throttle(f.bytesPerSecond);
-      return heal;
-  }
 }
 
 /** Polls `check` until it returns null (holds) or RECOVERY_MS passes; then fails with its last complaint. */

@@ -1,14 +1,19 @@
 // Fault schedules: which faults, when and for how long, and the client mix —
 // generated and shrunk by fast-check. A schedule is plain data, printed with
 // a failing run and replayed by `npm run torture -- --replay FILE`.
+//
+// A phase is one fault, optionally joined by others that start while it is
+// on and stop on their own clock (a partition while a node is paused, a kill
+// during a slow link). Schedules saved before `overlap` existed replay
+// unchanged.
 
 import fc from 'fast-check';
 import type { Mix } from './workload.js';
 
 export type Fault =
-  /** kill -9 of one node; restarted when the phase ends. */
+  /** kill -9 of one node; restarted when the fault ends. */
   | { kind: 'kill'; node: number }
-  /** kill -9 of the node leading `partition` when the phase starts. */
+  /** kill -9 of the node leading `partition` when the fault starts. */
   | { kind: 'killLeader'; partition: number }
   /** kill -9 of a majority (persistent clusters only: in memory that loses data by design). */
   | { kind: 'killMajority' }
@@ -27,12 +32,23 @@ export type Fault =
   /** Every link carries at most `bytesPerSecond` each way. */
   | { kind: 'throttle'; bytesPerSecond: number };
 
+/** A fault that joins a phase's own fault while that one is on, and stops on its own clock. */
+export interface OverlappingFault {
+  fault: Fault;
+  /** When it starts, counted from the moment the phase's fault is in place; less than the phase's durationMs. */
+  startMs: number;
+  /** How long it lasts; it may outlast the phase's fault. */
+  durationMs: number;
+}
+
 export interface Phase {
   fault: Fault;
   /** How long the fault lasts. */
   durationMs: number;
-  /** How long the clients run on the healed cluster before the next fault. */
+  /** How long the clients run on the healed cluster (every fault of the phase healed) before the next fault. */
   quietMs: number;
+  /** Faults active at the same time as `fault`, each with its own start and stop. */
+  overlap?: OverlappingFault[];
 }
 
 export interface Schedule {
@@ -46,6 +62,14 @@ export interface Schedule {
   clientSeed: number;
   phases: Phase[];
 }
+
+/** The faults that kill: in memory at most one of them per phase (two at once may take a partition's majority, and its data, by design). */
+export function isKill(f: Fault): boolean {
+  return f.kind === 'kill' || f.kind === 'killLeader' || f.kind === 'killMajority';
+}
+
+/** An overlapping fault starts at least this long before the phase's fault heals, so that the two are on together. */
+const MIN_OVERLAP_MS = 300;
 
 export function faultArb(nodes: number, partitions: number, persistent: boolean): fc.Arbitrary<Fault> {
   const node = fc.nat(nodes - 1);
@@ -66,6 +90,23 @@ export function faultArb(nodes: number, partitions: number, persistent: boolean)
   return fc.oneof(...options);
 }
 
+export function phaseArb(nodes: number, partitions: number, persistent: boolean): fc.Arbitrary<Phase> {
+  const fault = faultArb(nodes, partitions, persistent);
+  return fc
+    .record({
+      fault,
+      durationMs: fc.integer({ min: 500, max: 4000 }),
+      quietMs: fc.integer({ min: 500, max: 2500 }),
+      overlap: fc.array(fc.record({ fault, startMs: fc.integer({ min: 0, max: 4000 - MIN_OVERLAP_MS }), durationMs: fc.integer({ min: 300, max: 3000 }) }), { maxLength: 2 }),
+    })
+    .filter((p) => persistent || [p.fault, ...p.overlap.map((o) => o.fault)].filter(isKill).length <= 1)
+    .map(({ overlap, ...p }): Phase => {
+      if (overlap.length === 0) return p;
+      // Each one starts while the phase's fault is still on.
+      return { ...p, overlap: overlap.map((o) => ({ ...o, startMs: Math.min(o.startMs, p.durationMs - MIN_OVERLAP_MS) })) };
+    });
+}
+
 export function scheduleArb(shape: { nodes: 3 | 5; persistent: boolean; maxPhases?: number }): fc.Arbitrary<Schedule> {
   const partitions = 4;
   return fc.record({
@@ -76,14 +117,7 @@ export function scheduleArb(shape: { nodes: 3 | 5; persistent: boolean; maxPhase
     keys: fc.integer({ min: 2, max: 6 }),
     mix: fc.record({ read: fc.integer({ min: 1, max: 6 }), write: fc.integer({ min: 1, max: 6 }), cas: fc.integer({ min: 0, max: 4 }), delete: fc.integer({ min: 0, max: 2 }) }),
     clientSeed: fc.nat(),
-    phases: fc.array(
-      fc.record({
-        fault: faultArb(shape.nodes, partitions, shape.persistent),
-        durationMs: fc.integer({ min: 500, max: 4000 }),
-        quietMs: fc.integer({ min: 500, max: 2500 }),
-      }),
-      { minLength: 1, maxLength: shape.maxPhases ?? 3 },
-    ),
+    phases: fc.array(phaseArb(shape.nodes, partitions, shape.persistent), { minLength: 1, maxLength: shape.maxPhases ?? 3 }),
   });
 }
 
@@ -109,3 +143,7 @@ export function describeFault(f: Fault): string {
   }
 }
 
+export function describePhase(p: Phase): string {
+  const joined = (p.overlap ?? []).map((o) => `, with ${describeFault(o.fault)} from ${o.startMs} ms for ${o.durationMs} ms`).join('');
+  return `${describeFault(p.fault)} for ${p.durationMs} ms${joined}`;
+}
