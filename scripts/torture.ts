@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { emptyTally, faultProperty, saveFailure, shapeName } from '../test/fault/property.js';
 import type { Shape } from '../test/fault/property.js';
-import { describeCoverage } from '../test/fault/coverage.js';
+import { describeCoverage, landedMidWrite } from '../test/fault/coverage.js';
 import { runSchedule } from '../test/fault/run.js';
 import type { Schedule } from '../test/fault/schedule.js';
 
@@ -102,7 +102,8 @@ async function main(): Promise<number> {
   const minutes = tally.seconds / 60;
   log(`${tally.runs} schedules, ${tally.ops} operations (${tally.definite} definite) checked in ${minutes.toFixed(1)} min: ${(tally.runs / minutes).toFixed(2)} schedules/min, ${Math.round(tally.ops / minutes)} ops/min; ${tally.failures.length} failing run(s)`);
   const overlapped = tally.records.filter((r) => r.coverage.overlaps.length > 0).length;
-  log(`${overlapped} schedule(s) had faults on at the same time`);
+  const midWrite = tally.records.filter((r) => landedMidWrite(r.coverage)).length;
+  log(`${overlapped} schedule(s) had faults on at the same time, ${midWrite} a kill -9 that met a write in flight on the killed node`);
   return tally.failures.length === 0 ? 0 : 1;
 }
 

@@ -1,14 +1,15 @@
 // Property-based failure tests on real processes (Jepsen-style): fast-check
-// generates fault schedules — kill -9 of a node, a leader or a majority,
-// SIGSTOP pauses, halves, an isolated leader, a bridge, one-way links, slow
-// links, several of them on at once with their own start and stop — and
-// client mixes; each schedule runs against a fresh cluster of real Velo
-// processes behind a proxy on every link, and must leave a linearizable
-// history, one leader per partition and converged replicas.
+// generates fault schedules — kill -9 of a node, a leader or a majority
+// (on the clock, or the moment a write to the victim is in flight), SIGSTOP
+// pauses, halves, an isolated leader, a bridge, one-way links, slow links,
+// several of them on at once with their own start and stop — and client
+// mixes; each schedule runs against a fresh cluster of real Velo processes
+// behind a proxy on every link, and must leave a linearizable history, one
+// leader per partition and converged replicas.
 //
 // The tests fail if a planned schedule did not run, if the clients got few
 // definite answers, and if, in memory or on disk, no run had faults on at the
-// same time (measured, not planned).
+// same time or a kill that met a write in flight (measured, not planned).
 //
 // Budget in `npm test`: a fixed number of seeded schedules per shape (about
 // five minutes on two cores); `npm run torture -- --minutes N` runs more.
@@ -17,6 +18,7 @@
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
+import { landedMidWrite } from './coverage.js';
 import { emptyTally, faultProperty, shapeName } from './property.js';
 import type { PropertyTally, Shape } from './property.js';
 import { runSchedule } from './run.js';
@@ -56,9 +58,10 @@ describe('fault schedules on real clusters', () => {
       await tally.running;
       const planned = tally.records.filter((r) => !r.shrinking);
       const overlapped = planned.filter((r) => r.coverage.overlaps.length > 0).length;
+      const midWrite = planned.filter((r) => landedMidWrite(r.coverage)).length;
       log(
         `${shapeName(shape)}: ${planned.length} of ${runs} schedules (+${tally.runs - planned.length} shrink steps), ${tally.definite} definite answers of ${tally.ops} operations checked in ${tally.seconds.toFixed(0)} s; ` +
-          `${overlapped} with faults on at the same time`,
+          `${overlapped} with faults on at the same time, ${midWrite} with a kill that met a write in flight`,
       );
       // The smallest failing schedule is the last one recorded.
       expect(out.failed ? `seed ${seed} (fast-check path ${out.counterexamplePath}, ${out.numShrinks} shrinks):\n${tally.failures.at(-1)}` : null).toBeNull();
@@ -76,12 +79,16 @@ describe('fault schedules on real clusters', () => {
   // What the generator adds is only tested if it happens: measured in the runs above, not read off the schedules.
   for (const persistent of [false, true]) {
     const mode = persistent ? 'on disk (--data-dir)' : 'in memory';
-    test(`${mode}, the schedules above had faults on at the same time`, () => {
+    test(`${mode}, the schedules above had faults on at the same time and a kill -9 that met a write in flight on the killed node`, () => {
       const shapes = BUDGET.filter((b) => b.shape.persistent === persistent);
       const planned = shapes.flatMap((b) => tallies.get(shapeName(b.shape))?.records.filter((r) => !r.shrinking) ?? []);
       expect(planned.length, 'the shape tests above ran every planned schedule').toBe(shapes.reduce((n, b) => n + b.runs, 0));
       const overlapped = planned.filter((r) => r.coverage.overlaps.length > 0).length;
-      expect({ 'some faults overlapped in time': overlapped > 0 }).toEqual({ 'some faults overlapped in time': true });
+      const midWrite = planned.filter((r) => landedMidWrite(r.coverage)).length;
+      expect({ 'some faults overlapped in time': overlapped > 0, 'some kill left a write sent to the victim unanswered': midWrite > 0 }).toEqual({
+        'some faults overlapped in time': true,
+        'some kill left a write sent to the victim unanswered': true,
+      });
     });
   }
 });

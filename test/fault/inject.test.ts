@@ -1,12 +1,13 @@
 // The pieces of the fault harness that need no cluster: network faults held
 // at once on the same links (healing one leaves the others in place), and
-// what counts as faults on at the same time.
+// what counts as faults on at the same time and as a kill that met a write.
 
 import { describe, expect, test } from 'vitest';
-import { coverageOf } from './coverage.js';
+import { coverageOf, landedMidWrite } from './coverage.js';
 import { LinkFaults } from './inject.js';
 import type { LinkControl } from './inject.js';
 import type { Direction } from '../cluster/tcp-proxy.js';
+import type { WriteInFlight } from './workload.js';
 
 /** A proxy as TcpProxy behaves: setters add, heal clears everything. */
 class FakeProxy implements LinkControl {
@@ -105,7 +106,17 @@ describe('what a run did', () => {
         { label: 'halves at 1', from: 1000, to: 2000 },
         { label: 'slow links', from: 1500, to: 1600 },
       ],
+      [],
     );
     expect(c.overlaps).toEqual(['halves at 1 + slow links']);
+  });
+
+  test('a kill met a write only if a write sent in full to the victim got no answer', () => {
+    const w = (sent: boolean, answered: boolean | null): WriteInFlight => ({ op: 0, node: 'http://127.0.0.1:1', method: 'PUT', path: '/k', sent, answered });
+    const kill = (writes: WriteInFlight[]) => coverageOf([], [{ nodes: ['n1'], writes, fellBack: false }]);
+    expect(landedMidWrite(kill([]))).toBe(false);
+    expect(landedMidWrite(kill([w(true, true)]))).toBe(false); // answered before the kill
+    expect(landedMidWrite(kill([w(false, false)]))).toBe(false); // never reached the node
+    expect(landedMidWrite(kill([w(true, true), w(true, false)]))).toBe(true);
   });
 });

@@ -9,21 +9,26 @@
 //     again);
 //   - in memory, before a kill, the state the kill relies on is checked, not
 //     assumed: every partition with a voter on the victim keeps a majority of
-//     voters, other than the victim, that are up and kept their memory.
-// Every fault's active interval is recorded for coverage.ts.
+//     voters, other than the victim, that are up and kept their memory;
+//   - a kill may be timed against the clients' writes (Fault.midWrite).
+// Every fault's active interval and every kill timed against writes are
+// recorded for coverage.ts.
 
 import { untilNoComplaint } from '../../scripts/poll.js';
 import type { ProcessCluster } from '../cluster/process-cluster.js';
 import type { Direction, TcpProxy } from '../cluster/tcp-proxy.js';
-import type { ActiveFault } from './coverage.js';
+import type { ActiveFault, MidWriteKill } from './coverage.js';
 import { describeFault } from './schedule.js';
-import type { Fault } from './schedule.js';
+import type { Fault, MidWrite } from './schedule.js';
+import type { Workload } from './workload.js';
 
 /** What the harness (not the product) got wrong, or a state the next step relies on that never came: the run fails with it. */
 export class Failure extends Error {}
 
 /** How long a state a step relies on (a quorum before a kill, a restarted node serving) may take. */
 export const STATE_WAIT_MS = 30_000;
+/** A kill timed against writes waits at most this long for them, then goes ahead on the clock (and says so in the coverage). */
+const MID_WRITE_WAIT_MS = 8_000;
 
 export interface LinkEffect {
   cut?: boolean;
@@ -112,6 +117,7 @@ export interface InjectorOptions {
   persistent: boolean;
   /** Nodes killed and not yet restarted: the clients leave them alone. */
   down: Set<string>;
+  workload: Workload;
   /** ms since the run started. */
   clock: () => number;
   log: (line: string) => void;
@@ -119,6 +125,7 @@ export interface InjectorOptions {
 
 export class FaultInjector {
   readonly active: ActiveFault[] = [];
+  readonly midWriteKills: MidWriteKill[] = [];
   private readonly links: LinkFaults;
   private readonly kills = new Map<string, number>();
   private readonly pauses = new Map<string, number>();
@@ -153,12 +160,12 @@ export class FaultInjector {
     const everyLink = (e: LinkEffect): [string, string, LinkEffect][] => ids.flatMap((a) => ids.filter((b) => b !== a).map((b): [string, string, LinkEffect] => [a, b, e]));
     switch (f.kind) {
       case 'kill':
-        return this.kill([ids[f.node]!], label);
+        return this.kill([ids[f.node]!], label, f.midWrite);
       case 'killLeader':
-        return this.kill([await this.leaderOf(f.partition)], label);
+        return this.kill([await this.leaderOf(f.partition)], label, f.midWrite);
       case 'killMajority':
         if (!this.o.persistent) throw new Failure('killMajority is for persistent clusters only');
-        return this.kill(ids.slice(0, Math.floor(ids.length / 2) + 1), label);
+        return this.kill(ids.slice(0, Math.floor(ids.length / 2) + 1), label, f.midWrite);
       case 'pause':
         return this.pause(ids[f.node]!, label);
       case 'pauseLeader':
@@ -274,7 +281,7 @@ export class FaultInjector {
     );
   }
 
-  /** SIGKILL, now. */
+  /** SIGKILL, now: synchronous, so that a trigger can land it before any other I/O. */
   private killNow(victims: string[], label: string): ActiveFault {
     const a = this.activated(label);
     for (const id of victims) {
@@ -289,15 +296,37 @@ export class FaultInjector {
     return a;
   }
 
-  private async kill(victims: string[], label: string): Promise<() => Promise<void>> {
+  private async kill(victims: string[], label: string, midWrite: MidWrite | undefined): Promise<() => Promise<void>> {
     // A restart in progress finishes first: the node is then up for the kill.
     await Promise.all(victims.map((id) => this.restarting.get(id)));
     if (!this.o.persistent) await this.quorumWithout(victims);
-    const a = this.killNow(victims, label);
+    const a = midWrite && !this.kills.get(victims[0]!) ? await this.killMidWrite(victims, label, midWrite) : this.killNow(victims, label);
     return async () => {
       a.to = this.o.clock();
       await Promise.all(victims.map((id) => this.release(id)));
     };
+  }
+
+  /** Kills `victims` the moment the clients have `inFlight` writes out to the first one (or after MID_WRITE_WAIT_MS regardless), recording the writes outstanding on them. */
+  private killMidWrite(victims: string[], label: string, midWrite: MidWrite): Promise<ActiveFault> {
+    const { cluster, workload } = this.o;
+    const nodes = victims.map((id) => cluster.url(id, ''));
+    return new Promise<ActiveFault>((resolve) => {
+      const now = (fellBack: boolean) => {
+        // What is in flight on the victims at the instant of the kill; the workload keeps each write's fate up to date.
+        this.midWriteKills.push({ nodes: victims, writes: nodes.flatMap((n) => workload.writesTo(n)), fellBack });
+        resolve(this.killNow(victims, label));
+      };
+      const timer = setTimeout(() => {
+        cancel();
+        this.o.log(`no ${midWrite.inFlight} write(s) in flight to ${victims[0]} within ${MID_WRITE_WAIT_MS / 1000} s: ${label} goes ahead on the clock`);
+        now(true);
+      }, MID_WRITE_WAIT_MS);
+      const cancel = workload.onWritesInFlight(nodes[0]!, midWrite.inFlight, () => {
+        clearTimeout(timer);
+        now(false);
+      });
+    });
   }
 
   /** Drops one kill's hold on `id`; the last one restarts it (paused again if a pause still holds it). */

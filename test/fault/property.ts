@@ -78,7 +78,7 @@ export function faultProperty(shape: Shape, opts: RunOptions & { failuresDir: st
     try {
       r = await run;
     } catch (e) {
-      r = { ok: false, failure: `the run broke: ${(e as Error).stack ?? String(e)}`, ops: 0, definite: 0, history: [], seconds: 0, coverage: { overlaps: [] } };
+      r = { ok: false, failure: `the run broke: ${(e as Error).stack ?? String(e)}`, ops: 0, definite: 0, history: [], seconds: 0, coverage: { overlaps: [], midWriteKills: [] } };
     }
     const shrinking = failedBefore;
     opts.tally.runs++;

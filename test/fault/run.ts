@@ -37,7 +37,7 @@ export interface RunResult {
   definite: number;
   history: Operation[];
   seconds: number;
-  /** What the run really did: faults on at the same time. */
+  /** What the run really did: faults on at the same time, kills that met a write in flight. */
   coverage: Coverage;
 }
 
@@ -68,7 +68,7 @@ export async function runSchedule(s: Schedule, opts: RunOptions = {}): Promise<R
     cluster = await ProcessCluster.start(ids, args, { proxied: true, nodeArgs: (id) => (dataRoot ? ['--data-dir', join(dataRoot, id)] : []) });
     await cluster.allReady();
     await prepare(cluster.url(ids[0]!, ''));
-    injector = new FaultInjector({ cluster, ids, persistent: s.persistent, down, clock: () => performance.now() - started, log });
+    injector = new FaultInjector({ cluster, ids, persistent: s.persistent, down, workload, clock: () => performance.now() - started, log });
     workload.start();
     for (const [i, phase] of s.phases.entries()) {
       log(`phase ${i + 1}/${s.phases.length}: ${describePhase(phase)}`);
@@ -97,7 +97,7 @@ export async function runSchedule(s: Schedule, opts: RunOptions = {}): Promise<R
   const history = workload.operations();
   // The final reads are recorded as client s.clients: they check the end state, they are not the load.
   const definite = history.filter((op) => op.client < s.clients && op.complete !== null).length;
-  const coverage = coverageOf(injector?.active ?? []);
+  const coverage = coverageOf(injector?.active ?? [], injector?.midWriteKills ?? []);
   return { ok: failure === null, failure, ops: history.length, definite, history, seconds: (performance.now() - started) / 1000, coverage };
 }
 

@@ -4,19 +4,31 @@
 //
 // A phase is one fault, optionally joined by others that start while it is
 // on and stop on their own clock (a partition while a node is paused, a kill
-// during a slow link). Schedules saved before `overlap` existed replay
-// unchanged.
+// during a slow link); a kill may be timed against the clients' writes
+// instead of the clock (SIGKILL the moment a write to the victim is in
+// flight). Schedules saved before these fields existed replay unchanged.
 
 import fc from 'fast-check';
 import type { Mix } from './workload.js';
 
+/**
+ * A kill timed against the clients' writes rather than the clock: SIGKILL is
+ * sent the moment a write's request has been sent in full to the (first)
+ * victim while at least `inFlight` writes to it are unanswered. With 1 the
+ * write has just arrived; with 2 an earlier one is further along (proposed,
+ * being synced or replicated) when the process dies.
+ */
+export interface MidWrite {
+  inFlight: 1 | 2;
+}
+
 export type Fault =
   /** kill -9 of one node; restarted when the fault ends. */
-  | { kind: 'kill'; node: number }
+  | { kind: 'kill'; node: number; midWrite?: MidWrite }
   /** kill -9 of the node leading `partition` when the fault starts. */
-  | { kind: 'killLeader'; partition: number }
+  | { kind: 'killLeader'; partition: number; midWrite?: MidWrite }
   /** kill -9 of a majority (persistent clusters only: in memory that loses data by design). */
-  | { kind: 'killMajority' }
+  | { kind: 'killMajority'; midWrite?: MidWrite }
   /** SIGSTOP, then SIGCONT when the phase ends. */
   | { kind: 'pause'; node: number }
   | { kind: 'pauseLeader'; partition: number }
@@ -74,19 +86,25 @@ const MIN_OVERLAP_MS = 300;
 export function faultArb(nodes: number, partitions: number, persistent: boolean): fc.Arbitrary<Fault> {
   const node = fc.nat(nodes - 1);
   const partition = fc.nat(partitions - 1);
-  const options: fc.Arbitrary<Fault>[] = [
-    node.map((n) => ({ kind: 'kill' as const, node: n })),
-    partition.map((p) => ({ kind: 'killLeader' as const, partition: p })),
-    node.map((n) => ({ kind: 'pause' as const, node: n })),
-    partition.map((p) => ({ kind: 'pauseLeader' as const, partition: p })),
-    fc.integer({ min: 1, max: nodes - 1 }).map((split) => ({ kind: 'halves' as const, split })),
-    partition.map((p) => ({ kind: 'isolateLeader' as const, partition: p })),
-    fc.constant({ kind: 'bridge' as const }),
-    fc.tuple(node, node).filter(([a, b]) => a !== b).map(([from, to]) => ({ kind: 'oneWay' as const, from, to })),
-    fc.integer({ min: 20, max: 300 }).map((ms) => ({ kind: 'slow' as const, ms })),
-    fc.integer({ min: 2_000, max: 200_000 }).map((bytesPerSecond) => ({ kind: 'throttle' as const, bytesPerSecond })),
+  // Three kills in four are timed against writes in flight; the others against the clock.
+  const midWrite = fc.oneof({ arbitrary: fc.constant(undefined), weight: 1 }, { arbitrary: fc.constantFrom<MidWrite>({ inFlight: 1 }, { inFlight: 2 }), weight: 3 });
+  const timed = <F extends Fault>(f: F, m: MidWrite | undefined): F => (m ? { ...f, midWrite: m } : f);
+  // Kills weigh double, so that about half the schedules in memory and two thirds on disk have one timed against writes.
+  const options: fc.WeightedArbitrary<Fault>[] = [
+    { weight: 2, arbitrary: fc.tuple(node, midWrite).map(([n, m]) => timed({ kind: 'kill' as const, node: n }, m)) },
+    { weight: 2, arbitrary: fc.tuple(partition, midWrite).map(([p, m]) => timed({ kind: 'killLeader' as const, partition: p }, m)) },
+    ...[
+      node.map((n): Fault => ({ kind: 'pause', node: n })),
+      partition.map((p): Fault => ({ kind: 'pauseLeader', partition: p })),
+      fc.integer({ min: 1, max: nodes - 1 }).map((split): Fault => ({ kind: 'halves', split })),
+      partition.map((p): Fault => ({ kind: 'isolateLeader', partition: p })),
+      fc.constant<Fault>({ kind: 'bridge' }),
+      fc.tuple(node, node).filter(([a, b]) => a !== b).map(([from, to]): Fault => ({ kind: 'oneWay', from, to })),
+      fc.integer({ min: 20, max: 300 }).map((ms): Fault => ({ kind: 'slow', ms })),
+      fc.integer({ min: 2_000, max: 200_000 }).map((bytesPerSecond): Fault => ({ kind: 'throttle', bytesPerSecond })),
+    ].map((arbitrary) => ({ weight: 1, arbitrary })),
   ];
-  if (persistent) options.push(fc.constant({ kind: 'killMajority' as const }));
+  if (persistent) options.push({ weight: 1, arbitrary: midWrite.map((m) => timed({ kind: 'killMajority' as const }, m)) });
   return fc.oneof(...options);
 }
 
@@ -122,14 +140,19 @@ export function scheduleArb(shape: { nodes: 3 | 5; persistent: boolean; maxPhase
 }
 
 export function describeFault(f: Fault): string {
+  const when = 'midWrite' in f && f.midWrite ? ` as soon as ${f.midWrite.inFlight} write(s) to it are in flight` : '';
   switch (f.kind) {
     case 'kill':
+      return `kill n${f.node + 1}${when}`;
     case 'pause':
       return `${f.kind} n${f.node + 1}`;
     case 'killLeader':
+      return `${f.kind} of partition ${f.partition}${when}`;
     case 'pauseLeader':
     case 'isolateLeader':
       return `${f.kind} of partition ${f.partition}`;
+    case 'killMajority':
+      return `${f.kind}${when}`;
     case 'halves':
       return `halves at ${f.split}`;
     case 'oneWay':

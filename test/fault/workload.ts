@@ -7,6 +7,7 @@
 // indeterminate; every other answer is definite. A read that fails has no
 // observed result and is recorded as indeterminate (the checker drops it).
 
+import diagnostics from 'node:diagnostics_channel';
 import { HistoryRecorder } from '../lincheck/index.js';
 import type { OpInput, OpOutput, Operation } from '../lincheck/index.js';
 
@@ -35,6 +36,29 @@ export interface WorkloadStats {
   indeterminate: number;
   unavailable: number;
 }
+
+/** A write (PUT or DELETE) a client has sent to one node, from its invocation until it is answered or given up. */
+export interface WriteInFlight {
+  /** Its operation id in the history. */
+  op: number;
+  /** The node's origin (http://host:port). */
+  node: string;
+  method: 'PUT' | 'DELETE';
+  path: string;
+  /** Its request went out in full (undici's request:bodySent): the node has it, or has it on the way. */
+  sent: boolean;
+  /** null while outstanding; then whether an answer came back (false: the connection broke or the client gave up). */
+  answered: boolean | null;
+}
+
+interface WriteTrigger {
+  node: string;
+  inFlight: number;
+  fire: (writes: WriteInFlight[]) => void;
+}
+
+/** Published by undici (Node's fetch) once a request's headers and body are written to its socket. */
+const BODY_SENT = 'undici:request:bodySent';
 
 /** A harness bug or an answer the contract does not allow: the run fails with it. */
 export class UnexpectedAnswer extends Error {}
@@ -66,11 +90,16 @@ export class Workload {
   private loops: Promise<void>[] = [];
   private failure: Error | null = null;
   private readonly t0 = performance.now();
+  /** Writes not answered yet, oldest first. */
+  private readonly writesInFlight = new Set<WriteInFlight>();
+  private readonly triggers = new Set<WriteTrigger>();
+  private readonly onBodySent = (message: unknown) => this.bodySent(message as { request?: { origin?: unknown; method?: string; path?: string } });
 
   constructor(private readonly o: WorkloadOptions) {}
 
   start(): void {
     this.running = true;
+    diagnostics.subscribe(BODY_SENT, this.onBodySent);
     this.loops = Array.from({ length: this.o.clients }, (_, c) => this.client(c));
   }
 
@@ -78,7 +107,43 @@ export class Workload {
   async stop(): Promise<void> {
     this.running = false;
     await Promise.all(this.loops);
+    diagnostics.unsubscribe(BODY_SENT, this.onBodySent);
     if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Calls `fire` synchronously — before any other I/O — the moment a write's
+   * request has gone out in full to `node` (a base URL) while at least
+   * `inFlight` sent writes to it are unanswered; `fire` gets those writes,
+   * which keep being updated (`answered`) afterwards. Returns a cancel.
+   */
+  onWritesInFlight(node: string, inFlight: number, fire: (writes: WriteInFlight[]) => void): () => void {
+    const t: WriteTrigger = { node: new URL(node).origin, inFlight, fire };
+    this.triggers.add(t);
+    return () => this.triggers.delete(t);
+  }
+
+  /** The writes to `node` (a base URL) not answered yet. */
+  writesTo(node: string): WriteInFlight[] {
+    const origin = new URL(node).origin;
+    return [...this.writesInFlight].filter((w) => w.node === origin);
+  }
+
+  private bodySent(m: { request?: { origin?: unknown; method?: string; path?: string } }): void {
+    const r = m.request;
+    if (!r || (r.method !== 'PUT' && r.method !== 'DELETE')) return;
+    const origin = String(r.origin);
+    // Writes to the same node and key are alike here: mark the oldest not yet marked.
+    const w = [...this.writesInFlight].find((x) => !x.sent && x.node === origin && x.method === r.method && x.path === r.path);
+    if (!w) return;
+    w.sent = true;
+    for (const t of this.triggers) {
+      if (t.node !== origin) continue;
+      const sent = this.writesTo(origin).filter((x) => x.sent);
+      if (sent.length < t.inFlight) continue;
+      this.triggers.delete(t);
+      t.fire(sent);
+    }
   }
 
   operations(): Operation[] {
@@ -150,12 +215,19 @@ export class Workload {
   async run(client: number, node: string, key: string, input: OpInput): Promise<boolean> {
     const id = this.history.invoke(client, key, input, this.now());
     this.stats.ops++;
+    const write: WriteInFlight | null =
+      input.kind === 'read' ? null : { op: id, node: new URL(node).origin, method: input.value === null ? 'DELETE' : 'PUT', path: itemPath(key), sent: false, answered: null };
+    if (write) this.writesInFlight.add(write);
     let out: OpOutput | null;
     try {
       out = await this.send(node, key, input);
+      if (write) write.answered = true;
     } catch (e) {
+      if (write) write.answered = e instanceof UnexpectedAnswer;
       if (e instanceof UnexpectedAnswer) throw e;
       out = null; // timed out or the connection broke
+    } finally {
+      if (write) this.writesInFlight.delete(write);
     }
     if (out === null) {
       this.history.indeterminate(id);
