@@ -567,10 +567,16 @@ export class VeloNode implements CacheService {
     return new NodeRemoved(`${this.removal}; send requests to another member of the cluster`);
   }
 
-  /** The transport's peers: every member's registered raft address, overridden by the local --peers. */
+  /**
+   * The transport's peers: every member's registered raft address, overridden
+   * by the local --peers. Removed members stay peers: a removed node learns
+   * of its removal from the metadata group over these connections (dropped
+   * at once, the commit that removes it could be the last message lost), and
+   * gets the answers to requests it forwarded; it then stops by itself.
+   */
   private setPeersFrom(members: readonly MemberRecord[]): void {
     const peers = new Map<NodeId, string>();
-    for (const m of members) if (m.id !== this.id && m.status !== 'removed' && m.raft !== '') peers.set(m.id, m.raft);
+    for (const m of members) if (m.id !== this.id && m.raft !== '') peers.set(m.id, m.raft);
     for (const [id, addr] of this.o.peers) if (id !== this.id) peers.set(id, addr);
     const same = peers.size === this.peerAddrs.size && [...peers].every(([id, a]) => this.peerAddrs.get(id) === a);
     if (same) return;

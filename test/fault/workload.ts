@@ -75,8 +75,13 @@ export function itemPath(key: string): string {
 
 /** What the clients need before they start: their cache. */
 export async function prepare(node: string): Promise<void> {
-  const r = await fetch(`${node}/v1/caches/${CACHE}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ defaultTtlMs: 0, maxBytes: null, eviction: 'none' }) });
-  if (r.status !== 200 && r.status !== 201) throw new UnexpectedAnswer(`creating cache ${CACHE}: ${r.status} ${await r.text()}`);
+  // Creating a cache is idempotent, so a 503 (a leader still being elected on a loaded machine) is asked again.
+  for (let attempt = 1; ; attempt++) {
+    const r = await fetch(`${node}/v1/caches/${CACHE}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ defaultTtlMs: 0, maxBytes: null, eviction: 'none' }), signal: AbortSignal.timeout(10_000) });
+    if (r.status === 200 || r.status === 201) return;
+    const body = await r.text();
+    if (r.status !== 503 || attempt >= 20) throw new UnexpectedAnswer(`creating cache ${CACHE}: ${r.status} ${body} (attempt ${attempt})`);
+  }
 }
 
 export class Workload {
