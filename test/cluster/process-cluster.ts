@@ -49,7 +49,13 @@ export class ProcessCluster {
         }
       }
     }
-    await Promise.all(ids.map((id) => c.startNode(id)));
+    const started = await Promise.allSettled(ids.map((id) => c.startNode(id)));
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) {
+      // The caller gets no cluster to stop: end the nodes that did start, and the proxies, here.
+      await c.stop();
+      throw failed.reason;
+    }
     return c;
   }
 
