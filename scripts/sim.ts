@@ -111,6 +111,16 @@ function printStats(s: SimStats): void {
     `  faults: ${s.crashes} crashes, ${s.pauses} pauses, ${s.partitions} partitions, ${s.transfers} transfers, ${s.confChanges} conf changes; ` +
       `${s.snapshotsInstalled} snapshots installed, ${s.compactions} compactions; leader ${s.leaderAfterHealTicks ?? '—'} ticks after heal; trace ${s.traceHash}`,
   );
+  console.log(`  disk: ${diskLine(s.disk)}`);
+}
+
+/** What the simulated disks went through (test/sim/sim-disk.ts). */
+function diskLine(d: SimStats['disk']): string {
+  return (
+    `${d.batches} batches (${d.syncedBatches} synced), ${d.powerLosses} power losses, ${d.tornWrites} crashes mid-write; ` +
+    `${d.tornBatches} torn batches, ${d.lostUnsyncedBatches} unsynced batches lost, ${d.corruptionsInjected} corrupted (${d.corruptionsDetected} refused by recovery)` +
+    (d.bitRots > 0 ? `; ${d.bitRots} bit rots, ${d.syncedBatchesLost} synced batches lost, ${d.refusals} nodes refused to start` : '')
+  );
 }
 
 function printViolation(r: SimResult): void {
@@ -165,6 +175,7 @@ function runMany(args: Args): number {
   const first = args.seed ?? 1;
   const count = args.seeds!;
   const totals = { ticks: 0, messages: 0, ops: 0, opsChecked: 0, elections: 0, crashes: 0, partitions: 0, snapshots: 0, unverified: 0 };
+  let disk: SimStats['disk'] | null = null;
   const failures: SeedRun[] = [];
   const started = performance.now();
   let ran = 0;
@@ -180,6 +191,8 @@ function runMany(args: Args): number {
     totals.crashes += s.crashes;
     totals.partitions += s.partitions;
     totals.snapshots += s.snapshotsInstalled;
+    if (disk === null) disk = { ...s.disk };
+    else for (const k of Object.keys(disk) as (keyof SimStats['disk'])[]) disk[k] += s.disk[k];
     if (s.lincheckBudgetExceeded) totals.unverified++;
     if (!run.result.ok) {
       failures.push(run);
@@ -197,6 +210,7 @@ function runMany(args: Args): number {
       `${totals.snapshots} snapshots installed`,
   );
   console.log(`  ${totals.ops} ops, ${totals.opsChecked} checked linearizable${totals.unverified ? `, ${totals.unverified} histories over the checker's budget` : ''}`);
+  if (disk) console.log(`  disk: ${diskLine(disk)}`);
   if (failures.length === 0) {
     console.log('all passed');
     return 0;

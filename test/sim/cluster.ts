@@ -26,6 +26,7 @@ import { Prng, TraceHash } from './prng.js';
 import type { FaultEvent, NodeRef, PartitionSpec, Schedule } from './schedule.js';
 import { SimNode } from './sim-node.js';
 import type { NodeHooks, NodeSettings } from './sim-node.js';
+import type { CrashKind } from './sim-disk.js';
 
 export const STEPS_PER_TICK = 10;
 /** Every message takes 1..BASE_LATENCY_STEPS steps before any fault adds to it. */
@@ -46,6 +47,9 @@ export interface ClusterStats {
   compactions: number;
   /** Messages that reached a crashed node. */
   lostToCrashed: number;
+  /** Nodes whose recovery refused their data directory (they stay down). */
+  refusals: number;
+  bitRots: number;
 }
 
 interface Timer {
@@ -75,6 +79,8 @@ export class Cluster implements NodeHooks {
     snapshotChunksSent: 0,
     compactions: 0,
     lostToCrashed: 0,
+    refusals: 0,
+    bitRots: 0,
   };
   now = 0;
   /** Node ids that were removed from the group (never added back). */
@@ -100,8 +106,10 @@ export class Cluster implements NodeHooks {
   private readonly crashOnFirstCommit: number[] = [];
   /** node → the term in which it last applied entries as leader (to tell a leader's first commit). */
   private readonly leaderCommittedInTerm = new Map<NodeId, number>();
-  /** Nodes that granted a vote in the Ready being processed and must crash after it. */
-  private readonly crashAfterReady = new Map<NodeId, number>();
+  /** Nodes that must crash right after the Ready being processed: downtime (steps), and how. */
+  private readonly crashAfterReady = new Map<NodeId, { down: number; kind: CrashKind }>();
+  /** Nodes to crash while they write their next batch → downtime (steps), and how. */
+  private readonly crashInWrite = new Map<NodeId, { down: number; kind: CrashKind }>();
   private readonly index = new Map<NodeId, number>();
   /** Lease reads are on: clock skew is bounded and a resumed node catches up on missed ticks. */
   private readonly leases: boolean;
@@ -130,7 +138,9 @@ export class Cluster implements NodeHooks {
     };
     this.network.faults = { ...this.baseFaults };
     const phases = this.rng.fork('tick-phases');
-    this.nodes = this.ids.map((id) => new SimNode(id, this.bootstrap, settings, this, STEPS_PER_TICK, phases.int(STEPS_PER_TICK)));
+    this.nodes = this.ids.map(
+      (id) => new SimNode(id, this.bootstrap, settings, this, STEPS_PER_TICK, phases.int(STEPS_PER_TICK), this.rng.fork(`disk:${id}`)),
+    );
     for (const n of this.nodes) this.startNode(n);
   }
 
@@ -177,7 +187,7 @@ export class Cluster implements NodeHooks {
       const down = this.crashBeforeSend.get(node.id);
       if (down !== undefined) {
         this.crashBeforeSend.delete(node.id);
-        this.crashAfterReady.set(node.id, down);
+        this.crashAfterReady.set(node.id, { down, kind: 'process' });
         return true;
       }
     }
@@ -188,7 +198,7 @@ export class Cluster implements NodeHooks {
         const down = this.crashOnFirstCommit.shift();
         if (down !== undefined) {
           // Its commit index is on disk; nobody has heard of it, and it applied nothing.
-          this.crashAfterReady.set(node.id, down);
+          this.crashAfterReady.set(node.id, { down, kind: 'process' });
           return true;
         }
       }
@@ -202,7 +212,16 @@ export class Cluster implements NodeHooks {
     const down = this.crashBeforeSend.get(node.id);
     if (down === undefined) return false;
     this.crashBeforeSend.delete(node.id);
-    this.crashAfterReady.set(node.id, down);
+    this.crashAfterReady.set(node.id, { down, kind: 'process' });
+    return true;
+  }
+
+  /** `tornWrite`: the process (or the machine) dies while this batch is being written. */
+  tearWrite(node: SimNode): boolean {
+    const crash = this.crashInWrite.get(node.id);
+    if (crash === undefined) return false;
+    this.crashInWrite.delete(node.id);
+    this.crashAfterReady.set(node.id, crash);
     return true;
   }
 
@@ -214,7 +233,7 @@ export class Cluster implements NodeHooks {
       const down = this.crashOnVote.get(node.id);
       if (down !== undefined) {
         this.crashOnVote.delete(node.id);
-        this.crashAfterReady.set(node.id, down);
+        this.crashAfterReady.set(node.id, { down, kind: 'process' });
       }
     }
     this.network.send(m, this.now);
@@ -267,10 +286,10 @@ export class Cluster implements NodeHooks {
     if (this.isolateOnLeadership.length > 0) this.isolateNewLeaders();
     for (const n of this.nodes) {
       n.processReady();
-      const down = this.crashAfterReady.get(n.id);
-      if (down !== undefined) {
+      const crash = this.crashAfterReady.get(n.id);
+      if (crash !== undefined) {
         this.crashAfterReady.delete(n.id);
-        this.crashFor(n, down);
+        this.crashFor(n, crash.down, crash.kind);
       }
     }
   }
@@ -309,11 +328,17 @@ export class Cluster implements NodeHooks {
     this.invariants.restarted(n);
   }
 
-  /** Crashes `n` now and restarts it `downSteps` later. */
-  crashFor(n: SimNode, downSteps: number): void {
+  /**
+   * Crashes `n` now — the process, or the whole machine (`power`: unsynced
+   * writes at risk) — and restarts it `downSteps` later, unless recovery
+   * refused its data directory: then it stays down for good.
+   */
+  crashFor(n: SimNode, downSteps: number, kind: CrashKind = 'process'): void {
     if (!n.up) return;
-    n.crash();
+    n.crash(kind);
     this.stats.crashes++;
+    this.invariants.recovered(n);
+    if (n.refused) this.stats.refusals++;
     const incarnation = n.incarnation;
     this.at(this.now + Math.max(1, downSteps), () => {
       if (!n.up && n.incarnation === incarnation) this.restart(n);
@@ -321,7 +346,7 @@ export class Cluster implements NodeHooks {
   }
 
   restart(n: SimNode): void {
-    if (n.up) return;
+    if (n.up || n.refused) return;
     this.startNode(n);
     this.stats.restarts++;
   }
@@ -400,6 +425,23 @@ export class Cluster implements NodeHooks {
         const n = this.resolve(e.node);
         this.crashFor(n, e.downTicks * T);
         return `crash ${n.id} for ${e.downTicks} ticks`;
+      }
+      case 'powerLoss': {
+        const n = this.resolve(e.node);
+        this.crashFor(n, e.downTicks * T, 'power');
+        return `power loss on ${n.id} for ${e.downTicks} ticks`;
+      }
+      case 'tornWrite': {
+        const n = this.resolve(e.node);
+        const kind: CrashKind = e.power ? 'power' : 'process';
+        this.crashInWrite.set(n.id, { down: e.downTicks * T, kind });
+        return `arm a ${e.power ? 'power loss' : 'crash'} of ${n.id} in the middle of its next write, for ${e.downTicks} ticks`;
+      }
+      case 'bitRot': {
+        const n = this.resolve(e.node);
+        const hit = n.up && n.disk.bitRot();
+        if (hit) this.stats.bitRots++;
+        return hit ? `bit rot in a synced log record of ${n.id}` : `bit rot on ${n.id}: nothing synced to flip`;
       }
       case 'crashAfterVote': {
         const n = this.resolve(e.node);
@@ -531,6 +573,7 @@ export class Cluster implements NodeHooks {
     this.isolateOnLeadership.length = 0;
     this.crashOnFirstCommit.length = 0;
     this.crashBeforeSend.clear();
+    this.crashInWrite.clear();
     this.confChangeQueue.length = 0;
     this.network.heal();
     for (const n of this.nodes) {

@@ -5,7 +5,10 @@
 // - election safety: at most one leader per term; and no server grants its
 //   vote to two candidates in one term (§3.4);
 // - durable state: a server's persisted term and commit index never go back,
-//   and its persisted vote never changes within a term;
+//   and its persisted vote never changes within a term; and a crash gives
+//   back exactly what the server had made durable before acting on it — its
+//   term, vote, snapshot and log — losing only commit indexes that were
+//   written without sync (a Ready that is not mustSync);
 // - log matching: an (index, term) pair names one entry, with one
 //   predecessor term, in every log that ever held it (§3.5);
 // - leader completeness: a new leader's log holds every committed entry (§3.6);
@@ -67,6 +70,10 @@ export class InvariantChecker {
   private readonly leadersChecked = new Set<string>();
   /** Hash of each node's current KV state, kept up to date as it applies. */
   private readonly nodeStateHash = new Map<NodeId, number>();
+  /** What each server acted on as durable: its snapshot and log as of its last acknowledged write. */
+  private readonly ackedLog = new Map<NodeId, AckedLog>();
+  /** The commit index of each server's last hard state written with sync: a crash may take later ones. */
+  private readonly syncedCommit = new Map<NodeId, number>();
 
   constructor(bootstrap: ConfState) {
     this.committedConf = { voters: [...bootstrap.voters], learners: [...bootstrap.learners] };
@@ -99,6 +106,9 @@ export class InvariantChecker {
   /** After `node` made `rd` durable. */
   persisted(node: SimNode, rd: Ready): void {
     if (rd.hardState) this.checkHardState(node.id, rd.hardState);
+    // A sync makes every earlier write durable too, commit indexes written without one included.
+    if (rd.mustSync) this.syncedCommit.set(node.id, this.durableHardState.get(node.id)?.commit ?? 0);
+    this.acked(node).persisted(rd);
     if (rd.entries.length > 0) this.recordEntries(node, rd.entries);
     if (rd.snapshot) this.checkSnapshotMeta(node.id, rd.snapshot, 'installed');
     const st = node.raft!.status();
@@ -126,9 +136,53 @@ export class InvariantChecker {
     this.nodeStateHash.set(node.id, h);
   }
 
-  /** `node` restarted: its KV is its storage's snapshot. */
+  /** `node` restarted: its KV is its storage's snapshot, which must hold the state applied at that index. */
   restarted(node: SimNode): void {
-    this.nodeStateHash.set(node.id, fnv1a32(node.kv!.canonical()));
+    const h = fnv1a32(node.kv!.canonical());
+    const index = node.storage.snapshot().metadata.index;
+    if (index > 0 && this.committed[index]?.stateHash !== h) {
+      throw new InvariantViolation('state machine safety', `${node.id} restarted from a snapshot at ${index} whose state differs from the state applied there`);
+    }
+    this.nodeStateHash.set(node.id, h);
+  }
+
+  /**
+   * `node` crashed, and its storage was rebuilt from its disk. It must hold
+   * exactly what the node had acted on as durable (the simulation never
+   * keeps part of a batch that was being written at a crash, and LevelDB
+   * applies a batch whole or not at all): the same term and vote, snapshot
+   * and log, and a commit index no lower than the last one written with
+   * sync. A node whose recovery refused its data directory is out for good
+   * (as a real one that cannot open it): safe, but only acceptable when bit
+   * rot really cost the disk synced writes.
+   */
+  recovered(node: SimNode): void {
+    const id = node.id;
+    if (node.refused) {
+      if (node.disk.stats.syncedBatchesLost === 0) {
+        throw new InvariantViolation('durable state', `${id} cannot recover what it had made durable, though no fault touched a synced write: ${node.refused}`);
+      }
+      return;
+    }
+    const st = node.storage;
+    const hs = st.initialState().hardState;
+    const before = this.durableHardState.get(id);
+    if (before) {
+      if (hs.term !== before.term || hs.vote !== before.vote) {
+        throw new InvariantViolation(
+          'durable state',
+          `${id} came back with term ${hs.term} and vote ${hs.vote ?? 'none'}, but had made term ${before.term} and vote ${before.vote ?? 'none'} durable`,
+        );
+      }
+      const synced = this.syncedCommit.get(id) ?? 0;
+      if (hs.commit < synced || hs.commit > before.commit) {
+        throw new InvariantViolation('durable state', `${id} came back with commit ${hs.commit}, outside [${synced}, ${before.commit}] (last synced, last written)`);
+      }
+    }
+    const why = this.acked(node).differs(st);
+    if (why) throw new InvariantViolation('durable state', `${id} came back with a log unlike the one it had made durable: ${why}`);
+    // Later writes are judged against what it came back with.
+    this.durableHardState.set(id, { ...hs });
   }
 
   applied(node: SimNode, e: Entry, changedState: boolean): void {
@@ -159,8 +213,18 @@ export class InvariantChecker {
 
   /** A locally taken snapshot must sit on the committed log. */
   compacted(node: SimNode, index: number): void {
-    this.checkSnapshotMeta(node.id, node.storage.snapshot(), 'created');
-    void index;
+    const snap = node.storage.snapshot();
+    this.checkSnapshotMeta(node.id, snap, 'created');
+    this.acked(node).compacted(index, snap.metadata.term);
+  }
+
+  private acked(node: SimNode): AckedLog {
+    let a = this.ackedLog.get(node.id);
+    if (!a) {
+      a = new AckedLog();
+      this.ackedLog.set(node.id, a);
+    }
+    return a;
   }
 
   // ------------------------------------------------------------ per step
@@ -221,6 +285,7 @@ export class InvariantChecker {
     const members = [...this.committedConf.voters, ...this.committedConf.learners];
     for (const id of members) {
       const n = nodes.find((x) => x.id === id)!;
+      if (n.refused) continue; // out for good, like a machine whose disk failed
       if (!n.raft) return `${id} is down`;
       if (n.appliedIndex !== last) return `${id} applied ${n.appliedIndex} of ${last} committed entries`;
       if (this.nodeStateHash.get(id) !== this.committed[last]?.stateHash) return `${id} has a different state at ${last}`;
@@ -233,6 +298,7 @@ export class InvariantChecker {
     const members = [...this.committedConf.voters, ...this.committedConf.learners];
     for (const id of members) {
       const n = nodes.find((x) => x.id === id)!;
+      if (n.refused) continue;
       const first = n.storage.firstIndex();
       const last = Math.min(n.storage.lastIndex(), this.maxCommitted);
       for (let i = first; i <= last; i++) {
@@ -330,8 +396,59 @@ export class InvariantChecker {
 
 /** Whether `n`'s durable storage holds entry (index, term), as an entry or under its snapshot. */
 function holds(n: SimNode, index: number, term: number): boolean {
+  if (n.refused) return false;
   const st = n.storage;
   if (st.snapshot().metadata.index >= index) return true;
   if (index > st.lastIndex()) return false;
   return st.term(index) === term;
+}
+
+/**
+ * The snapshot and log a server acted on as durable, rebuilt from the writes
+ * it acknowledged (as MemoryStorage and LevelGroupStorage apply them): what
+ * a crash must give back.
+ */
+class AckedLog {
+  private snapIndex = 0;
+  private snapTerm = 0;
+  /** terms[i] is the term of entry snapIndex + 1 + i. */
+  private terms: number[] = [];
+
+  persisted(rd: Ready): void {
+    if (rd.snapshot && rd.snapshot.metadata.index > this.snapIndex) {
+      this.snapIndex = rd.snapshot.metadata.index;
+      this.snapTerm = rd.snapshot.metadata.term;
+      this.terms = [];
+    }
+    if (rd.entries.length === 0) return;
+    let fresh = true;
+    for (const e of rd.entries) {
+      if (e.index <= this.snapIndex) continue; // already under the snapshot
+      if (fresh) this.terms.length = Math.min(this.terms.length, e.index - this.snapIndex - 1); // overwrites the suffix from there
+      fresh = false;
+      this.terms.push(e.term);
+    }
+  }
+
+  compacted(index: number, term: number): void {
+    if (index <= this.snapIndex) return;
+    this.terms = this.terms.slice(index - this.snapIndex);
+    this.snapIndex = index;
+    this.snapTerm = term;
+  }
+
+  /** How `st` differs from it, or null. */
+  differs(st: { snapshot(): Snapshot; lastIndex(): number; term(i: number): number }): string | null {
+    const m = st.snapshot().metadata;
+    if (m.index !== this.snapIndex || m.term !== this.snapTerm) {
+      return `snapshot at ${m.index} (term ${m.term}), not at ${this.snapIndex} (term ${this.snapTerm})`;
+    }
+    const last = this.snapIndex + this.terms.length;
+    if (st.lastIndex() !== last) return `last index ${st.lastIndex()}, not ${last}`;
+    for (let i = 0; i < this.terms.length; i++) {
+      const t = st.term(this.snapIndex + 1 + i);
+      if (t !== this.terms[i]) return `term ${t} at index ${this.snapIndex + 1 + i}, not ${this.terms[i]}`;
+    }
+    return null;
+  }
 }

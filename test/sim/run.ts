@@ -14,14 +14,15 @@
 // linearizability at the end.
 
 import { checkLinearizable, HistoryRecorder } from '../lincheck/index.js';
-import type { InjectedBugs } from '../../raft/types.js';
 import { Cluster, STEPS_PER_TICK } from './cluster.js';
 import { HistoryClock, SimClient } from './clients.js';
 import type { ClientStats } from './clients.js';
 import { InvariantViolation } from './invariants.js';
 import { Prng } from './prng.js';
-import type { Schedule } from './schedule.js';
 import type { NodeSettings } from './sim-node.js';
+import { emptyDiskStats } from './sim-disk.js';
+import type { DiskBugs, DiskStats } from './sim-disk.js';
+import type { Schedule, SimBugs } from './schedule.js';
 
 export const ELECTION_TICKS = 10;
 export const HEARTBEAT_TICKS = 1;
@@ -43,7 +44,7 @@ export interface SimOptions {
   seed: number;
   nodes: 3 | 5;
   schedule: Schedule;
-  bugs?: InjectedBugs;
+  bugs?: SimBugs;
   /** Search budget per key for the linearizability check. */
   lincheckMaxSteps?: number;
   /** Receives a line per notable event (faults, phase changes), for replays. */
@@ -75,6 +76,8 @@ export interface SimStats {
   confChanges: number;
   snapshotsInstalled: number;
   compactions: number;
+  /** What the simulated disks went through, summed over the nodes (sim-disk.ts), with the nodes that refused to start and the bit flips made. */
+  disk: DiskStats & { refusals: number; bitRots: number };
   /** Ticks from the heal until a stable leader. */
   leaderAfterHealTicks: number | null;
   /** A hash of every message sent and entry applied, to prove replays identical. */
@@ -96,7 +99,11 @@ export interface SimResult {
   stats: SimStats;
 }
 
-export function simSettings(schedule: Schedule, bugs: InjectedBugs | undefined): NodeSettings {
+export function simSettings(schedule: Schedule, bugs: SimBugs | undefined): NodeSettings {
+  const { batchWithoutSync, recoveryIgnoresChecksums, ...raftBugs } = bugs ?? {};
+  const diskBugs: DiskBugs = {};
+  if (batchWithoutSync) diskBugs.batchWithoutSync = true;
+  if (recoveryIgnoresChecksums) diskBugs.recoveryIgnoresChecksums = true;
   return {
     electionTicks: ELECTION_TICKS,
     heartbeatTicks: HEARTBEAT_TICKS,
@@ -108,7 +115,8 @@ export function simSettings(schedule: Schedule, bugs: InjectedBugs | undefined):
     maxInflightAppends: 3,
     maxSnapshotChunkBytes: 64,
     compactAfterEntries: schedule.compactAfterEntries,
-    bugs,
+    bugs: bugs ? raftBugs : undefined,
+    diskBugs,
   };
 }
 
@@ -225,6 +233,8 @@ export function runSimulation(opts: SimOptions): SimResult {
   const cs = cluster.stats;
   let maxTerm = 0;
   for (const n of cluster.nodes) if (n.raft) maxTerm = Math.max(maxTerm, n.raft.status().term);
+  const disk = { ...emptyDiskStats(), refusals: cs.refusals, bitRots: cs.bitRots };
+  for (const n of cluster.nodes) for (const [k, v] of Object.entries(n.disk.stats) as [keyof DiskStats, number][]) disk[k] += v;
   const stats: SimStats = {
     ticks: Math.floor(step / T),
     steps: step,
@@ -243,6 +253,7 @@ export function runSimulation(opts: SimOptions): SimResult {
     confChanges: cs.confChanges,
     snapshotsInstalled: cs.snapshotsInstalled,
     compactions: cs.compactions,
+    disk,
     leaderAfterHealTicks: leaderAt === null ? null : Math.floor((leaderAt - healAt) / T),
     traceHash: cluster.trace.value(),
   };

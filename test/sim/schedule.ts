@@ -7,6 +7,10 @@
 
 import fc from 'fast-check';
 import type { InjectedBugs } from '../../raft/types.js';
+import type { DiskBugs } from './sim-disk.js';
+
+/** The bugs a run can inject: the raft core's, and the storage's (sim-disk.ts). */
+export type SimBugs = InjectedBugs & DiskBugs;
 
 /** A node by position (0-based), or whichever node has that role when the event fires. */
 export type NodeRef = number | 'leader' | 'follower';
@@ -25,6 +29,12 @@ export type FaultEvent =
   | { at: number; kind: 'crashAfterVote'; node: NodeRef; downSteps: number }
   /** Crash the node between the fsync and the sends of its next Ready (a process dying right after a sync). */
   | { at: number; kind: 'crashBeforeSend'; node: NodeRef; downTicks: number }
+  /** The node's machine loses power: unsynced writes are lost, torn or garbled (sim-disk.ts), synced ones kept. */
+  | { at: number; kind: 'powerLoss'; node: NodeRef; downTicks: number }
+  /** Crash the node (or, with `power`, its machine) while it writes its next batch: part of the record reaches the file. */
+  | { at: number; kind: 'tornWrite'; node: NodeRef; downTicks: number; power: boolean }
+  /** One bit of a synced log record on the node's disk flips. The real storage cannot detect it, so no profile but the demonstration's uses it. */
+  | { at: number; kind: 'bitRot'; node: NodeRef }
   /** Crash a new leader at its first commit: after the Ready that advances its commit index is durable, before it sends or applies anything. */
   | { at: number; kind: 'crashLeaderOnFirstCommit'; downTicks: number }
   /** Cut off the next node to become leader, before its first messages as leader leave, for a while. */
@@ -84,7 +94,19 @@ export const DEFAULT_PROFILE: ScheduleProfile = {
   faultTicks: 500,
   minEvents: 4,
   maxEvents: 24,
-  weights: { crash: 4, crashAfterVote: 1, crashBeforeSend: 1, crashLeaderOnFirstCommit: 1, isolateNewLeader: 1, pause: 2, partition: 5, netStorm: 2, skew: 1, transfer: 2, confChange: 6 },
+  weights: {
+    crash: 4,
+    crashAfterVote: 1,
+    crashBeforeSend: 1,
+    crashLeaderOnFirstCommit: 1,
+    isolateNewLeader: 1,
+    pause: 2,
+    partition: 5,
+    netStorm: 2,
+    skew: 1,
+    transfer: 2,
+    confChange: 6,
+  },
   maxDropPermille: 150,
   maxDupPermille: 100,
   maxDelayPermille: 200,
@@ -206,6 +228,15 @@ function eventArb(nodes: number, p: ScheduleProfile): fc.Arbitrary<FaultEvent> {
       node: nodeRefArb(nodes),
       downTicks: fc.integer({ min: 1, max: p.maxCrashDownTicks }),
     }),
+    powerLoss: fc.record({ at, kind: fc.constant('powerLoss' as const), node: nodeRefArb(nodes), downTicks: fc.integer({ min: 1, max: p.maxCrashDownTicks }) }),
+    tornWrite: fc.record({
+      at,
+      kind: fc.constant('tornWrite' as const),
+      node: nodeRefArb(nodes),
+      downTicks: fc.integer({ min: 1, max: p.maxCrashDownTicks }),
+      power: fc.boolean(),
+    }),
+    bitRot: fc.record({ at, kind: fc.constant('bitRot' as const), node: nodeRefArb(nodes) }),
     crashLeaderOnFirstCommit: fc.record({
       at,
       kind: fc.constant('crashLeaderOnFirstCommit' as const),
@@ -298,6 +329,7 @@ export function parseSchedule(json: string, nodes: 3 | 5): Schedule {
     if (!Number.isInteger(e.at) || e.at < 0) bad(`event at ${String(e.at)}`);
     if ('node' in e && !validRef(e.node)) bad(`node ${String(e.node)} in a ${e.kind} event`);
     if (e.kind === 'transfer' && !validRef(e.to)) bad('transfer target');
+    if (e.kind === 'tornWrite' && typeof e.power !== 'boolean') bad('tornWrite without power: true|false');
   }
   return s;
 }

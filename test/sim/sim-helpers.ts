@@ -3,6 +3,7 @@
 
 import { describeFailure, runSeed } from './replay.js';
 import type { BugName, SeedRun } from './replay.js';
+import type { SimStats } from './run.js';
 
 export interface SeedRangeReport {
   failures: SeedRun[];
@@ -22,6 +23,8 @@ export interface SeedRangeReport {
     confChanges: number;
     snapshotsInstalled: number;
     compactions: number;
+    /** The simulated disks' counters, summed over the runs. */
+    disk: SimStats['disk'];
   };
 }
 
@@ -44,6 +47,21 @@ export function runSeedRange(first: number, count: number, nodes: 3 | 5, bug?: B
       confChanges: 0,
       snapshotsInstalled: 0,
       compactions: 0,
+      disk: {
+        batches: 0,
+        syncedBatches: 0,
+        powerLosses: 0,
+        tornWrites: 0,
+        tornBatches: 0,
+        lostUnsyncedBatches: 0,
+        corruptionsInjected: 0,
+        corruptionsDetected: 0,
+        badRecordsReported: 0,
+        corruptAccepted: 0,
+        syncedBatchesLost: 0,
+        refusals: 0,
+        bitRots: 0,
+      },
     },
   };
   for (let seed = first; seed < first + count; seed++) {
@@ -65,6 +83,7 @@ export function runSeedRange(first: number, count: number, nodes: 3 | 5, bug?: B
     t.confChanges += s.confChanges;
     t.snapshotsInstalled += s.snapshotsInstalled;
     t.compactions += s.compactions;
+    for (const k of Object.keys(t.disk) as (keyof SimStats['disk'])[]) t.disk[k] += s.disk[k];
     if (!run.result.ok) report.failures.push(run);
   }
   return report;

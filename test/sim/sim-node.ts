@@ -1,16 +1,20 @@
-// One simulated server: a RaftNode, the MemoryStorage that stands for its
-// disk, its KV state machine, and the driver loop that handles a Ready the
-// way a real host must (persist → send → restore/apply → serve reads →
-// advance). A crash throws away everything but the storage; a restart builds a
-// new RaftNode and KV from what the storage holds — exactly what was durable.
+// One simulated server: a RaftNode, its storage — the real LevelDB group
+// storage (storage/level-storage.ts) over a simulated disk (sim-disk.ts) —
+// its KV state machine, and the driver loop that handles a Ready the way a
+// real host must (persist → send → restore/apply → serve reads → advance).
+// A crash throws away everything in memory; the storage is then rebuilt by
+// the real recovery from what the disk kept, and a restart builds a new
+// RaftNode and KV from it.
 
 import { RaftNode } from '../../raft/raft.js';
 import { EntryType, Role } from '../../raft/types.js';
 import type { ConfState, Entry, InjectedBugs, Message, NodeId, Ready, Snapshot } from '../../raft/types.js';
-import { MemoryStorage } from '../../storage/memory-storage.js';
+import { LevelGroupStorage } from '../../storage/level-storage.js';
 import { KvStore, decodeCommand } from './kv.js';
 import type { KvResult } from './kv.js';
 import type { Prng } from './prng.js';
+import { SimDisk } from './sim-disk.js';
+import type { CrashKind, DiskBugs } from './sim-disk.js';
 
 /** What a proposer learns about its entry at (index, term) on the node it proposed to. */
 export type WriteOutcome =
@@ -44,6 +48,8 @@ export interface NodeHooks {
   persisted(node: SimNode, rd: Ready): boolean;
   /** After a Ready's messages left ahead of its writes; true if the node crashed there (the writes are lost). */
   sentBeforePersist(node: SimNode, rd: Ready): boolean;
+  /** The Ready's writes are staged; true if the process dies while writing them (the cluster crashes it right after). */
+  tearWrite(node: SimNode, rd: Ready): boolean;
   /** Hands a message to the network. */
   send(node: SimNode, m: Message): void;
   /** The KV was replaced by the snapshot's state. */
@@ -67,11 +73,23 @@ export interface NodeSettings {
   /** Take a snapshot once the applied index is this many entries past the last one. */
   compactAfterEntries: number;
   bugs: InjectedBugs | undefined;
+  diskBugs: DiskBugs | undefined;
 }
 
+/** The partition number of the one raft group the simulation runs, in its node's LevelDB layout. */
+const GROUP = 0;
+
 export class SimNode {
-  /** The durable state: survives crashes. */
-  readonly storage: MemoryStorage;
+  /** What survives crashes: the bytes of the node's data directory. */
+  readonly disk: SimDisk;
+  /**
+   * The group's storage: what the disk holds, plus what was written since
+   * (all of it durable once the Ready's commit returns, but for commit
+   * indexes written without sync). Rebuilt from the disk by every crash.
+   */
+  storage: LevelGroupStorage;
+  /** Why recovery refused the data directory after a crash (the node then stays down, as LevelStore.open() stops a real one). */
+  refused: string | null = null;
   raft: RaftNode | null = null;
   kv: KvStore | null = null;
   /** Bumped by every restart; names the node's Rng stream and lets clients tell attempts apart. */
@@ -97,8 +115,12 @@ export class SimNode {
     private readonly hooks: NodeHooks,
     tickSteps: number,
     tickPhase: number,
+    diskRng: Prng,
   ) {
-    this.storage = new MemoryStorage(bootstrap);
+    this.disk = new SimDisk(diskRng, settings.diskBugs);
+    this.storage = new LevelGroupStorage(GROUP, this.disk);
+    this.storage.bootstrap(bootstrap);
+    this.disk.commit();
     this.tickSteps = tickSteps;
     this.nextTickAt = tickPhase;
   }
@@ -115,6 +137,7 @@ export class SimNode {
   /** Starts (or restarts) the process from its durable storage. */
   start(rng: Prng): void {
     if (this.raft) throw new Error(`${this.id} is already up`);
+    if (this.refused) throw new Error(`${this.id} refused to start: ${this.refused}`);
     this.incarnation++;
     const snap = this.storage.snapshot();
     this.kv = KvStore.restore(snap.data);
@@ -139,8 +162,19 @@ export class SimNode {
     });
   }
 
-  /** Loses everything in memory; only `storage` remains. Waiting clients learn nothing definite. */
-  crash(): void {
+  /**
+   * Loses everything in memory, and what the crash takes of the disk; then
+   * recovers the storage from the disk as a restart will (the disk does not
+   * change while the node is down). Waiting clients learn nothing definite.
+   */
+  crash(kind: CrashKind = 'process'): void {
+    this.disk.crash(kind);
+    try {
+      const groups = this.disk.recover();
+      this.storage = new LevelGroupStorage(GROUP, this.disk, groups.get(GROUP) ?? null);
+    } catch (e) {
+      this.refused = (e as Error).message;
+    }
     this.raft = null;
     this.kv = null;
     this.paused = false;
@@ -186,11 +220,17 @@ export class SimNode {
       for (const m of rd.messages) this.hooks.send(this, m);
       if (this.hooks.sentBeforePersist(this, rd)) return true;
     }
-    this.storage.saveSync({
+    this.storage.stage({
       hardState: rd.hardState,
       entries: rd.entries.map((e) => ({ ...e })),
       snapshot: rd.snapshot,
+      sync: rd.mustSync,
     });
+    if (this.disk.hasPending() && this.hooks.tearWrite(this, rd)) {
+      this.disk.commitTorn();
+      return true;
+    }
+    this.disk.commit();
     if (this.hooks.persisted(this, rd)) return true;
 
     // 2. Only then may messages that depend on it go out.
@@ -268,6 +308,7 @@ export class SimNode {
     const snapIndex = this.storage.snapshot().metadata.index;
     if (this.appliedIndex - snapIndex <= this.settings.compactAfterEntries) return;
     this.storage.createSnapshot(this.appliedIndex, this.raft!.appliedConfState(), this.kv!.snapshot());
+    this.disk.commit();
     this.hooks.compacted(this, this.appliedIndex);
   }
 }

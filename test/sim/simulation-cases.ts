@@ -15,7 +15,9 @@ export function simulationBlock(nodes: 3 | 5, firstSeed: number, count: number):
       console.log(
         `[sim ${nodes} nodes, seeds ${firstSeed}..${firstSeed + count - 1}] ${report.schedules} schedules, ${t.ticks} ticks, ${t.messages} messages, ` +
           `${t.elections} elections, ${t.crashes} crashes, ${t.partitions} partitions, ${t.pauses} pauses, ${t.transfers} transfers, ` +
-          `${t.confChanges} conf changes, ${t.snapshotsInstalled} snapshots installed; ${t.ops} ops, ${t.opsChecked} checked linearizable`,
+          `${t.confChanges} conf changes, ${t.snapshotsInstalled} snapshots installed; ${t.ops} ops, ${t.opsChecked} checked linearizable; ` +
+          `disk: ${t.disk.batches} batches (${t.disk.syncedBatches} synced), ${t.disk.powerLosses} power losses, ${t.disk.tornWrites} crashes mid-write, ` +
+          `${t.disk.tornBatches} torn batches, ${t.disk.lostUnsyncedBatches} unsynced batches lost, ${t.disk.corruptionsInjected} corrupted (${t.disk.corruptionsDetected} refused by recovery)`,
       );
       // The schedules must actually have exercised what they are meant to.
       expect(t.crashes).toBeGreaterThan(0);
