@@ -99,6 +99,8 @@ export const DEFAULT_PROFILE: ScheduleProfile = {
     crashAfterVote: 1,
     crashBeforeSend: 1,
     crashLeaderOnFirstCommit: 1,
+    powerLoss: 2,
+    tornWrite: 2,
     isolateNewLeader: 1,
     pause: 2,
     partition: 5,

@@ -1,6 +1,7 @@
 // The body of the simulation test files: a block of seeds for one cluster
 // size, all of which must pass, and which must between them have exercised
-// every kind of fault. Split across files so that vitest runs them in parallel.
+// every kind of fault — the disk's included, each counted where it really
+// took effect (sim-disk.ts). Split across files so that vitest runs them in parallel.
 
 import { expect, test } from 'vitest';
 import { failureMessage, runSeedRange } from './sim-helpers.js';
@@ -27,6 +28,17 @@ export function simulationBlock(nodes: 3 | 5, firstSeed: number, count: number):
       expect(t.confChanges).toBeGreaterThan(0);
       expect(t.snapshotsInstalled).toBeGreaterThan(0);
       expect(t.elections).toBeGreaterThan(report.schedules);
+      // The disk's faults happened: batches torn by a crash mid-write, unsynced
+      // batches lost to a power loss, records that reached the disk corrupted.
+      expect(t.disk.tornBatches).toBeGreaterThan(0);
+      expect(t.disk.lostUnsyncedBatches).toBeGreaterThan(0);
+      expect(t.disk.corruptionsInjected).toBeGreaterThan(0);
+      // Recovery refused every corrupted record (LevelDB's log checksums), and
+      // gave back every synced batch; no node had to refuse its data directory.
+      expect(t.disk.corruptionsDetected).toBe(t.disk.corruptionsInjected);
+      expect(t.disk.corruptAccepted).toBe(0);
+      expect(t.disk.syncedBatchesLost).toBe(0);
+      expect(t.disk.refusals).toBe(0);
       // Every history was verified, not given up on.
       expect(t.unverifiedHistories).toBe(0);
       expect(t.opsChecked).toBe(t.ops);
