@@ -30,6 +30,10 @@ const CAUGHT_AS: Record<BugName, string> = {
   appendWithoutPrevCheck: 'log matching',
   // A follower acknowledges entries a crash then takes: a quorum of disks lacks a committed entry.
   acksBeforePersist: 'committed entry lost',
+  // The store writes batches without sync and the host acts on them: a power loss takes what it had made durable.
+  batchWithoutSync: 'durable state',
+  // Recovery replays what it can parse of a torn or corrupt record: the node comes back with a log it never wrote.
+  recoveryIgnoresChecksums: 'durable state',
 };
 
 describe.each(BUG_NAMES.map((b) => [b]))('injected bug %s', (bug: BugName) => {

@@ -3,13 +3,12 @@
 // seed printed by either one replays the same run bit for bit.
 
 import fc from 'fast-check';
-import type { InjectedBugs } from '../../raft/types.js';
 import { runSimulation } from './run.js';
 import type { SimResult } from './run.js';
 import { profileFor, scheduleArb, scheduleForSeed } from './schedule.js';
-import type { Schedule } from './schedule.js';
+import type { Schedule, SimBugs } from './schedule.js';
 
-export type BugName = keyof InjectedBugs;
+export type BugName = keyof SimBugs;
 
 export const BUG_NAMES: readonly BugName[] = [
   'voteWithoutLogCheck',
@@ -18,6 +17,8 @@ export const BUG_NAMES: readonly BugName[] = [
   'voteBeforePersist',
   'appendWithoutPrevCheck',
   'acksBeforePersist',
+  'batchWithoutSync',
+  'recoveryIgnoresChecksums',
 ];
 
 export interface SeedRun {

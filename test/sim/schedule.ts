@@ -121,7 +121,7 @@ export const DEFAULT_PROFILE: ScheduleProfile = {
  * Fault mixes that make an injected bug's window likely. Detection still
  * comes from the generic invariants and the linearizability check.
  */
-export const BUG_PROFILES: Record<keyof InjectedBugs, ScheduleProfile> = {
+export const BUG_PROFILES: Record<keyof SimBugs, ScheduleProfile> = {
   // A stale server must win an election: isolate and crash servers so that
   // logs diverge, with leader changes to start elections.
   voteWithoutLogCheck: {
@@ -189,9 +189,29 @@ export const BUG_PROFILES: Record<keyof InjectedBugs, ScheduleProfile> = {
     membershipChance: 0,
     maxCrashDownTicks: 30,
   },
+  // The storage acks writes it never synced: power losses must take them
+  // while the cluster counts on them — votes granted, entries acked.
+  batchWithoutSync: {
+    ...DEFAULT_PROFILE,
+    minEvents: 10,
+    maxEvents: 30,
+    weights: { powerLoss: 6, crashAfterVote: 2, isolateNewLeader: 2, partition: 2 },
+    membershipChance: 0,
+    maxCrashDownTicks: 30,
+  },
+  // Recovery replays what it can parse of a torn record: crash servers in
+  // the middle of their writes, the batches with entries in them included.
+  recoveryIgnoresChecksums: {
+    ...DEFAULT_PROFILE,
+    minEvents: 10,
+    maxEvents: 30,
+    weights: { tornWrite: 6, powerLoss: 2, partition: 2 },
+    membershipChance: 0,
+    maxCrashDownTicks: 30,
+  },
 };
 
-export function profileFor(bug: keyof InjectedBugs | undefined): ScheduleProfile {
+export function profileFor(bug: keyof SimBugs | undefined): ScheduleProfile {
   return bug ? BUG_PROFILES[bug] : DEFAULT_PROFILE;
 }
 
