@@ -125,6 +125,7 @@ describe('bad command lines: one line on stderr, exit 2', () => {
     [['start', '--max-moves', '0'], /--max-moves must be an integer from 1 to 64/],
     [['start', '--move-bytes-per-sec', '1000'], /--move-bytes-per-sec must be an integer from 65536/],
     [['start', '--replace-after-ms', '-1'], /--replace-after-ms must be an integer from 0/],
+    [['start', '--on-removed', 'maybe'], /--on-removed is exit or wait, got "maybe"/],
     [['demo', '--nodes', '0'], /--nodes must be an integer from 1 to 9, got "0"/],
     [['demo', '--nodes', '10'], /--nodes must be an integer from 1 to 9/],
     [['demo', '--base-port', 'high'], /--base-port must be an integer/],
