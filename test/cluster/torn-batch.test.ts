@@ -81,13 +81,17 @@ function lastRecordStart(file: string): number {
 
 describe('a torn final batch on a follower’s disk', () => {
   test('the follower restarts under its own identity from its last complete batch and catches up from the leader', async () => {
+    // The victim is the node that is the preferred leader of neither partition (first in its target):
+    // leadership is handed to the preferred replica, so a node that merely leads nothing at one moment
+    // may lead a partition for good a moment later. It must also lead nothing now (after an election it may, briefly).
     let victim = '';
-    await settle('a node that leads no partition', async () => {
+    await settle('the node preferred by no partition, leading none', async () => {
       const view = await clusterView(cluster, 'n1');
-      if (view.partitions.some((p) => p.leader === null)) return `leaders ${view.partitions.map((p) => `${p.id}:${p.leader}`).join(' ')}`;
-      const leaders = new Set(view.partitions.map((p) => p.leader!.split('@')[0]));
-      victim = NODES.find((n) => !leaders.has(n)) ?? '';
-      return victim !== '' ? null : `every node leads: ${view.partitions.map((p) => `${p.id}:${p.leader}`).join(' ')}`;
+      const preferred = new Set(view.partitions.map((p) => p.replicas[0]));
+      victim = NODES.find((n) => !preferred.has(n)) ?? '';
+      if (victim === '') return `every node is preferred: ${view.partitions.map((p) => `${p.id}:${p.replicas.join(',')}`).join(' ')}`;
+      const led = view.partitions.find((p) => p.leader === null || p.leader.split('@')[0] === victim);
+      return led ? `partition ${led.id} leader ${led.leader}` : null;
     }, 30_000);
     const survivors = NODES.filter((n) => n !== victim);
 
