@@ -4,6 +4,7 @@
 import { describeFailure, runSeed } from './replay.js';
 import type { BugName, SeedRun } from './replay.js';
 import type { SimStats } from './run.js';
+import { emptyDiskStats } from './sim-disk.js';
 
 export interface SeedRangeReport {
   failures: SeedRun[];
@@ -47,21 +48,7 @@ export function runSeedRange(first: number, count: number, nodes: 3 | 5, bug?: B
       confChanges: 0,
       snapshotsInstalled: 0,
       compactions: 0,
-      disk: {
-        batches: 0,
-        syncedBatches: 0,
-        powerLosses: 0,
-        tornWrites: 0,
-        tornBatches: 0,
-        lostUnsyncedBatches: 0,
-        corruptionsInjected: 0,
-        corruptionsDetected: 0,
-        badRecordsReported: 0,
-        corruptAccepted: 0,
-        syncedBatchesLost: 0,
-        refusals: 0,
-        bitRots: 0,
-      },
+      disk: { ...emptyDiskStats(), refusals: 0, bitRots: 0 },
     },
   };
   for (let seed = first; seed < first + count; seed++) {
