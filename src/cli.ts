@@ -19,7 +19,7 @@ export const USAGE = `usage:
              [--request-timeout-ms N] [--cluster-id NAME] [--log-level LEVEL]
              [--data-dir DIR] [--snapshot-entries N] [--snapshot-bytes N]
              [--join URL] [--max-moves N] [--move-bytes-per-sec N] [--replace-after-ms N]
-             [--on-removed exit|wait]
+             [--on-removed exit|wait] [--max-memory BYTES]
   velo demo  [--nodes N] [--base-port P] [--log-level LEVEL]
   velo put   KEY [VALUE|-] [--cache C] [--region R] [--ttl-ms N] [--content-type T] [--url URL]
   velo get   KEY [--cache C] [--region R] [--local] [--url URL]
@@ -44,6 +44,10 @@ start  runs one node until Ctrl-C; with no flags a single in-memory node "n1",
        --on-removed: once the cluster has removed this node (or refuses it when
        it comes back), it answers every request 503 node_removed and, with
        exit (the default), stops with exit code 3; wait keeps it running.
+       --max-memory BYTES (like 536870912, 512mb, 2gb): the item bytes this
+       node's replicas may hold; a write that would pass it on any replica's
+       node answers 507 node_full (a cache with eviction lru evicts instead).
+       Default: half the machine's memory less 256 MiB, shown when it serves.
 demo   runs N in-memory nodes (default 3, at most 9) as child processes: HTTP on
        127.0.0.1:P, P+1, ..., raft on P+100, P+101, ... (default P=7001, logs
        at warn), until Ctrl-C.

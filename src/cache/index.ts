@@ -2,7 +2,7 @@
 // encoding, the state machine, its results and events, its snapshot errors
 // and limits. Nothing else in this folder is meant to be imported from outside.
 
-export { CacheStateMachine } from './state-machine.js';
+export { CacheStateMachine, itemKey } from './state-machine.js';
 export { COMMAND_FORMAT, CommandError, decodeCommand, encodeCommand, validateCommand } from './commands.js';
 export type {
   CacheSettings,

@@ -70,6 +70,11 @@ function view(item: Item): ItemView {
   };
 }
 
+/** An item's identity (not its version), as evictionFor's `skip` names it. */
+export function itemKey(cache: string, region: string | null, key: string): string {
+  return JSON.stringify([cache, region, key]);
+}
+
 function ref(item: Item): ItemVersionRef {
   return { cache: item.cache.name, region: item.region, key: item.key, version: item.version };
 }
@@ -418,6 +423,44 @@ export class CacheStateMachine {
       freed += item.bytes;
     }
     return out;
+  }
+
+  /**
+   * Leader, for the node-wide memory cap: the least recently used items of
+   * `cache` (its own, so a cache with eviction 'none' never loses items to
+   * another's writes) that free at least `bytesToFree`, passing over the items
+   * `skip` names (`itemKey`): the one being written, and those already chosen
+   * by an evict command in flight. `bytes` is what they free together.
+   */
+  evictionFor(cache: string, bytesToFree: number, skip: ReadonlySet<string>): { items: ItemVersionRef[]; bytes: number } {
+    const items: ItemVersionRef[] = [];
+    let bytes = 0;
+    const c = this.cacheOf(cache);
+    if (!c) return { items, bytes };
+    for (const item of c.recency.fromOldest()) {
+      if (bytes >= bytesToFree || items.length >= MAX_ITEMS_PER_COMMAND) break;
+      if (skip.has(itemKey(c.name, item.region, item.key))) continue;
+      items.push(ref(item));
+      bytes += item.bytes;
+    }
+    return { items, bytes };
+  }
+
+  /**
+   * Leader, before admitting a put: the bytes it would add to this partition
+   * (its accounted size less the item it replaces; an expired item still
+   * counts until expired). 0 or less: the write does not grow anything.
+   */
+  putGrowth(cache: string, region: string | null, key: string, content: Pick<ItemView, 'value' | 'contentType' | 'tags'>): number {
+    const old = this.cacheOf(cache)?.find(region, key)?.bytes ?? 0;
+    return itemBytes(region, key, { ...content, tags: [...new Set(content.tags)] }) - old;
+  }
+
+  /** The bytes every cache of this partition accounts for together (the node sums its partitions for --max-memory). */
+  accountedBytes(): number {
+    let n = 0;
+    for (const c of this.state.caches.values()) n += c.bytes;
+    return n;
   }
 
   /**

@@ -10,6 +10,8 @@ import type { Logger } from 'pino';
 import { CliError, UsageError, intFlag, logLevelFlag, parseArgs } from './args.js';
 import type { LogLevel } from './args.js';
 import { followRebalance } from './progress.js';
+import { formatBytes, parseByteSize } from './byte-size.js';
+import { MIN_MAX_MEMORY_BYTES, defaultMaxMemoryBytes } from '../node/memory-cap.js';
 
 export interface StartFlags {
   id: string;
@@ -38,6 +40,8 @@ export interface StartFlags {
   onRemoved: 'exit' | 'wait';
   /** TEST ONLY: strong reads from the local replica (stale), for proving the fault harness catches them. */
   unsafeStaleStrongReads: boolean;
+  /** The node-wide memory cap on accounted item bytes (--max-memory). */
+  maxMemoryBytes: number;
 }
 
 const SPEC = {
@@ -60,6 +64,7 @@ const SPEC = {
   'replace-after-ms': 'value',
   'on-removed': 'value',
   'unsafe-stale-strong-reads-for-testing': 'switch',
+  'max-memory': 'value',
 } as const;
 
 function hostPort(flag: string, addr: string): string {
@@ -125,6 +130,7 @@ export function parseStartFlags(argv: string[]): StartFlags {
     replaceAfterMs: intFlag(flags, 'replace-after-ms', 0, 0, 7 * 24 * 3600 * 1000),
     onRemoved,
     unsafeStaleStrongReads: flags.has('unsafe-stale-strong-reads-for-testing'),
+    maxMemoryBytes: flags.has('max-memory') ? parseByteSize('max-memory', flags.get('max-memory')!, MIN_MAX_MEMORY_BYTES, 2 ** 50) : defaultMaxMemoryBytes(),
   };
 }
 
@@ -170,6 +176,7 @@ export function nodeOptions(flags: StartFlags, logger: Logger, advertisedHttp: s
     maxConcurrentMoves: flags.maxMoves,
     moveBytesPerSecond: flags.moveBytesPerSec,
     replaceAfterMs: flags.replaceAfterMs,
+    maxMemoryBytes: flags.maxMemoryBytes,
   };
 }
 
@@ -202,7 +209,7 @@ export async function start(argv: string[]): Promise<number> {
     throw listenError(e, flags.http, '--http');
   }
   const view = node.localCluster();
-  process.stdout.write(`velo ${flags.id} serving http://${flags.http} (raft ${flags.raft}, ${flags.join ? `joined through ${flags.join}` : `${view.members.length} member(s)`}, ${view.partitions.length} partitions, ${flags.dataDir ? `data in ${flags.dataDir}` : "in memory"})\n`);
+  process.stdout.write(`velo ${flags.id} serving http://${flags.http} (raft ${flags.raft}, ${flags.join ? `joined through ${flags.join}` : `${view.members.length} member(s)`}, ${view.partitions.length} partitions, ${flags.dataDir ? `data in ${flags.dataDir}` : "in memory"}, max memory ${formatBytes(flags.maxMemoryBytes)})\n`);
   // A joining node shows the moves that fill it, in the foreground, while it already serves.
   const following = new AbortController();
   if (flags.join) {

@@ -7,6 +7,10 @@ const STATUS = {
   ...FAILURE_STATUS,
   value_too_large: 413,
   conflict: 409,
+  /** A node holding a replica of the partition is at its memory cap (--max-memory). */
+  node_full: 507,
+  /** A client holds as many connections or event streams as one client may. */
+  too_many_requests: 429,
   unavailable: 503,
   /** This node is no longer a member of the cluster; any other member answers. */
   node_removed: 503,

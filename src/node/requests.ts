@@ -59,7 +59,9 @@ export type NodeRequest =
   /** The raft status of every group the receiving node holds (for /v1/cluster). */
   | { op: 'groups'; partition: -1 }
   /** Startup: has the asking node been seen under another incarnation? */
-  | { op: 'probe'; partition: -1; http: string };
+  | { op: 'probe'; partition: -1; http: string }
+  /** The sender's standing against its memory cap; the answer is the receiver's (memory-cap.ts). */
+  | { op: 'memory'; partition: -1; bytes: number; capBytes: number };
 
 /** How a failed request may be retried. */
 export type Retry =
@@ -85,7 +87,7 @@ export function encodeRequest(r: NodeRequest): Uint8Array {
 export function decodeRequest(bytes: Uint8Array): NodeRequest {
   const { header, body } = decodeEnvelope(bytes);
   const op = header.op;
-  const known = ['put', 'get', 'delete', 'touch', 'lock', 'unlock', 'listRegion', 'clearRegion', 'putCache', 'dropCache', 'catalog', 'events', 'stats', 'export', 'putMany', 'meta', 'memberOf', 'groups', 'probe'];
+  const known = ['put', 'get', 'delete', 'touch', 'lock', 'unlock', 'listRegion', 'clearRegion', 'putCache', 'dropCache', 'catalog', 'events', 'stats', 'export', 'putMany', 'meta', 'memberOf', 'groups', 'probe', 'memory'];
   if (typeof op !== 'string' || !known.includes(op)) throw new WireError(`unknown op ${JSON.stringify(op)}`);
   if (typeof header.partition !== 'number' || !Number.isInteger(header.partition)) throw new WireError('partition missing');
   // The sender is a node of this cluster running this code; the API validated the fields.

@@ -6,8 +6,8 @@
 
 import { randomUUID } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { CacheStateMachine, DEFAULT_SETTINGS, encodeCommand, encodePartitionExport } from '../cache/index.js';
-import type { Applied, CacheSettings, Command, ItemRecord, ItemView as CacheItem } from '../cache/index.js';
+import { CacheStateMachine, DEFAULT_SETTINGS, encodeCommand, encodePartitionExport, itemKey } from '../cache/index.js';
+import type { Applied, CacheSettings, Command, ItemRecord, ItemVersionRef, ItemView as CacheItem } from '../cache/index.js';
 import { MessageType, RaftNode, applyConfChange, decodeConfChange } from '../../raft/index.js';
 import type { ConfState, HardState, Message, NodeId } from '../../raft/index.js';
 import { pino } from 'pino';
@@ -29,6 +29,7 @@ import { metaVoters, rebalance } from './rebalance.js';
 import { nodeOfMember } from './reconcile.js';
 import { Membership, groupName } from './membership.js';
 import { SnapshotThrottle } from './snapshot-throttle.js';
+import { NodeMemory, defaultMaxMemoryBytes } from './memory-cap.js';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, errorResponse, responseError } from './requests.js';
 import type { NodeRequest, NodeResponse, Ref } from './requests.js';
 import type { CacheService, CacheStats, ClusterView, Consistency, ItemRef, ItemView, PutRequest } from './service.js';
@@ -80,6 +81,8 @@ export interface VeloNodeOptions {
   onRemoved?: (why: string) => void;
   /** Change events kept per partition for resuming streams. */
   eventLogCapacity?: number;
+  /** The node-wide memory cap on accounted item bytes (--max-memory); default: memory-cap.ts defaultMaxMemoryBytes. */
+  maxMemoryBytes?: number;
   /** Structured logs (pino, as Fastify's); silent if absent. */
   logger?: Logger;
   /**
@@ -114,6 +117,7 @@ const DEFAULTS = {
   maxConcurrentMoves: 2,
   moveBytesPerSecond: 16 << 20,
   replaceAfterMs: 0,
+  maxMemoryBytes: defaultMaxMemoryBytes(),
 };
 
 const EMPTY_CONF: ConfState = { voters: [], learners: [] };
@@ -190,6 +194,7 @@ export class VeloNode implements CacheService {
   /** The cluster's membership and target placement, as this node's replica of the metadata group has it. */
   private readonly meta: ClusterMeta;
   private readonly throttle: SnapshotThrottle;
+  private readonly memory: NodeMemory;
   private readonly membership: Membership;
   /** Leaders learned from other nodes' answers, for partitions this node holds no replica of. */
   private readonly leaderHints = new Map<number, NodeId>();
@@ -252,6 +257,7 @@ export class VeloNode implements CacheService {
     this.meta = new ClusterMeta(null);
     // Not inside the apply: creating groups is no business of a drive-loop pass.
     this.meta.onChange = () => queueMicrotask(() => this.onMetaChange());
+    this.memory = new NodeMemory(this.id, this.o.maxMemoryBytes, () => this.accountedBytes());
     this.throttle = new SnapshotThrottle({ bytesPerSecond: this.o.moveBytesPerSecond, now: () => performance.now() });
     this.membership = new Membership({
       id: this.id,
@@ -624,6 +630,10 @@ export class VeloNode implements CacheService {
       return encodeResponse({ ok: true, result: { seenBefore, http: this.o.http }, value: null });
     }
     if (req.op === 'groups') return encodeResponse({ ok: true, result: { groups: this.groupStatuses() }, value: null });
+    if (req.op === 'memory') {
+      this.memory.record(from, { bytes: req.bytes, capBytes: req.capBytes });
+      return encodeResponse({ ok: true, result: { ...this.memory.report() }, value: null });
+    }
     return encodeResponse(await this.runAsLeader(req));
   }
 
@@ -757,10 +767,13 @@ export class VeloNode implements CacheService {
         const expiresAt = req.expiresAt !== undefined ? req.expiresAt : ttl === null ? null : now + ttl;
         if (expiresAt !== null && expiresAt <= now) throw new VeloError('bad_request', `expiresAt ${expiresAt} is not in the future (the leader's clock reads ${now})`);
         const condition = req.ifNoneMatch ? { kind: 'ifNoneMatch' as const } : req.ifMatch !== null ? { kind: 'ifMatch' as const, version: req.ifMatch } : { kind: 'none' as const };
+        const admitted = this.admitPut(g, sm, req.ref, settings.eviction, sm.putGrowth(req.ref.cache, req.ref.region, req.ref.key, { value: req.value, contentType: req.contentType, tags: req.tags }));
+        // Proposed first, so that every replica frees the room before it applies the write.
+        if (admitted.evict.length > 0) g.propose(encodeCommand({ type: 'evict', items: admitted.evict }), deadline).catch(() => {});
         const { result } = await propose({
           type: 'put', ...req.ref, value: req.value, contentType: req.contentType, expiresAt,
           tags: req.tags, condition, lockHandle: req.lockHandle, unlock: req.unlock, now,
-        });
+        }).finally(admitted.settle);
         if (result.code !== 'ok') throw failure(result);
         const r = result as { version: number; created: boolean };
         return { result: { version: String(r.version), created: r.created }, value: null };
@@ -880,6 +893,8 @@ export class VeloNode implements CacheService {
         throw new VeloError('bad_request', 'groups are answered by the transport handler');
       case 'probe':
         throw new VeloError('bad_request', 'probe is answered by the transport handler');
+      case 'memory':
+        throw new VeloError('bad_request', 'memory reports are answered by the transport handler');
       case 'events':
         throw new VeloError('bad_request', 'events are answered by any replica, before leadership is checked');
     }
@@ -897,6 +912,7 @@ export class VeloNode implements CacheService {
       this.transport.flush();
     }
     for (const [id, e] of this.exports) if (e.expiresAt !== 0 && e.expiresAt <= now) this.exports.delete(id);
+    this.exchangeMemory();
     if (--this.reconcileCountdown > 0) return;
     this.reconcileCountdown = Math.max(1, Math.round(200 / this.o.tickMs));
     const s = this.meta.state;
@@ -943,6 +959,44 @@ export class VeloNode implements CacheService {
         .catch(() => {})
         .finally(() => this.evicting.delete(g.partition));
       return;
+    }
+  }
+
+  /** The node-wide memory cap's say on a put (memory-cap.ts): room on every replica's node, or LRU items to evict first. */
+  private admitPut(g: Group, sm: CacheStateMachine, ref: Ref, eviction: 'lru' | 'none', growthBytes: number): { evict: ItemVersionRef[]; settle: () => void } {
+    const conf = g.raft.appliedConfState();
+    return this.memory.admitPut({
+      partition: g.partition,
+      replicas: [...new Set([...conf.voters, ...conf.learners].map(nodeOfMember))],
+      growthBytes,
+      cache: ref.cache,
+      eviction,
+      written: itemKey(ref.cache, ref.region, ref.key),
+      choose: (bytes, skip) => sm.evictionFor(ref.cache, bytes, skip),
+      itemKey: (r) => itemKey(r.cache, r.region, r.key),
+    });
+  }
+
+  /** The item bytes all of this node's replicas account for (the measure of --max-memory). */
+  private accountedBytes(): number {
+    let n = 0;
+    for (const s of this.states.values()) n += s.sm.accountedBytes();
+    return n;
+  }
+
+  /** Sends this node's memory standing to every peer and takes theirs from the answers (one exchange per peer at a time). */
+  private exchangeMemory(): void {
+    this.memory.retain(new Set(this.peerAddrs.keys()));
+    for (const peer of this.peerAddrs.keys()) {
+      if (this.transport.peerStatus().get(peer)?.connected !== true || !this.memory.beginExchange(peer)) continue;
+      this.transport
+        .request(peer, encodeRequest({ op: 'memory', partition: -1, ...this.memory.report() }), 1000)
+        .then((bytes) => {
+          const res = decodeResponse(bytes);
+          if (res.ok) this.memory.record(peer, res.result);
+        })
+        .catch(() => {})
+        .finally(() => this.memory.endExchange(peer));
     }
   }
 
@@ -1395,6 +1449,9 @@ export class VeloNode implements CacheService {
     this.leaderChanges.render(out);
     this.snapshots.render(out);
     const groups = [...this.loop.all()].map((g) => [{ partition: g.partition }, g.raft.status()] as const);
+    const mem = this.memory.report();
+    renderGauge(out, 'velo_memory_accounted_bytes', 'Item bytes this node’s replicas account for, writes admitted here and not yet applied included (--max-memory).', [[{}, mem.bytes]]);
+    renderGauge(out, 'velo_memory_max_bytes', 'This node’s memory cap (--max-memory): writes past it answer 507 node_full.', [[{}, mem.capBytes]]);
     renderGauge(out, 'velo_raft_role', 'Role of this node’s replica: 0 follower, 1 pre-candidate, 2 candidate, 3 leader.', groups.map(([l, s]) => [l, s.role]));
     renderGauge(out, 'velo_raft_term', 'Current raft term per partition replica.', groups.map(([l, s]) => [l, s.term]));
     renderGauge(out, 'velo_raft_commit_index', 'Commit index per partition replica.', groups.map(([l, s]) => [l, s.commit]));

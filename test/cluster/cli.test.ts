@@ -126,6 +126,8 @@ describe('bad command lines: one line on stderr, exit 2', () => {
     [['start', '--move-bytes-per-sec', '1000'], /--move-bytes-per-sec must be an integer from 65536/],
     [['start', '--replace-after-ms', '-1'], /--replace-after-ms must be an integer from 0/],
     [['start', '--on-removed', 'maybe'], /--on-removed is exit or wait, got "maybe"/],
+    [['start', '--max-memory', 'lots'], /--max-memory must be a byte count like 1073741824, 512mb or 2gb, got "lots"/],
+    [['start', '--max-memory', '1kb'], /--max-memory must be from 1 MiB/],
     [['demo', '--nodes', '0'], /--nodes must be an integer from 1 to 9, got "0"/],
     [['demo', '--nodes', '10'], /--nodes must be an integer from 1 to 9/],
     [['demo', '--base-port', 'high'], /--base-port must be an integer/],
@@ -175,6 +177,8 @@ describe('velo start', () => {
     node.proc.kill('SIGTERM');
     expect(await node.exited).toBe(0);
     expect(node.stdout).toMatch(/^velo n1 serving http:\/\/127\.0\.0\.1:\d+ .*\n$/);
+    // The memory cap in force, default or not, is in the start line.
+    expect(node.stdout).toMatch(/, max memory [0-9.]+ (MiB|GiB|TiB)\)\n$/);
     expect(await refused(port)).toBe(true);
   });
 

@@ -14,7 +14,7 @@ export interface Served {
   close(): Promise<void>;
 }
 
-export async function serveNode(opts: { maxValueBytes: number; partitions?: number } & Partial<Pick<VeloNodeOptions, 'eventLogCapacity'>>): Promise<Served> {
+export async function serveNode(opts: { maxValueBytes: number; partitions?: number } & Partial<Pick<VeloNodeOptions, 'eventLogCapacity' | 'maxMemoryBytes'>>): Promise<Served> {
   const { maxValueBytes, partitions = 4, ...rest } = opts;
   const node = await VeloNode.start({ id: 'n1', http: '127.0.0.1:0', raft: '127.0.0.1:0', peers: new Map([['n1', '127.0.0.1:0']]), partitions, tickMs: 10, ...rest });
   const app = await buildServer({ service: node, maxValueBytes });
