@@ -8,8 +8,9 @@ const settingsSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    defaultTtlMs: { type: 'integer', minimum: 0 },
-    maxBytes: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
+    // Integers the state machine can hold exactly (validate.ts); past them a command could not be built.
+    defaultTtlMs: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    maxBytes: { anyOf: [{ type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER }, { type: 'null' }] },
     eviction: { type: 'string', enum: ['lru', 'none'] },
   },
 } as const;

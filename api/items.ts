@@ -1,6 +1,7 @@
 // Item routes (API.md "Items"): PUT, GET, DELETE and touch, in a cache's
 // default space or in a region. Values are the raw body bytes, never parsed.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { MAX_CONTENT_TYPE_BYTES, MAX_TAGS_PER_ITEM } from '../src/cache/index.js';
 import { VeloError } from '../src/node/errors.js';
 import type { CacheService, ItemRef, ItemView } from '../src/node/service.js';
 import { checkName, parseEtag, positiveInt } from './names.js';
@@ -84,6 +85,10 @@ export async function itemRoutes(app: FastifyInstance, opts: ItemsOptions): Prom
     const body = (req.body as Buffer | undefined) ?? Buffer.alloc(0);
     const tags = q.tags === undefined || q.tags === '' ? [] : q.tags.split(',').map((t) => checkName('tag', t));
     if (tags.length > 0 && ref.region === null) throw new VeloError('bad_request', 'tags are for region items only');
+    if (tags.length > MAX_TAGS_PER_ITEM) throw new VeloError('bad_request', `${tags.length} tags; the limit is ${MAX_TAGS_PER_ITEM} per item`);
+    const contentType = singleHeader(req, 'content-type') ?? 'application/octet-stream';
+    const contentTypeBytes = Buffer.byteLength(contentType, 'utf8');
+    if (contentTypeBytes === 0 || contentTypeBytes > MAX_CONTENT_TYPE_BYTES) throw new VeloError('bad_request', `Content-Type must be 1–${MAX_CONTENT_TYPE_BYTES} bytes`);
     const ifNoneMatch = singleHeader(req, 'if-none-match');
     if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw new VeloError('bad_request', 'If-None-Match supports only *');
     const unlock = q.unlock === undefined ? false : q.unlock === 'true' ? true : q.unlock === 'false' ? false : undefined;
@@ -91,7 +96,7 @@ export async function itemRoutes(app: FastifyInstance, opts: ItemsOptions): Prom
     const result = await service.put({
       ...ref,
       value: body,
-      contentType: singleHeader(req, 'content-type') ?? 'application/octet-stream',
+      contentType,
       ttlMs: positiveInt('ttlMs', q.ttlMs) ?? null,
       tags,
       ifMatch: parseEtag(singleHeader(req, 'if-match')),

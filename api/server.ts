@@ -6,6 +6,7 @@ import type { CacheService } from '../src/node/service.js';
 import { adminRoutes } from './admin.js';
 import { cacheRoutes } from './caches.js';
 import { clusterRoutes, operationsRoutes } from './cluster.js';
+import { edgeOptions, requireDeclaredQuery } from './edge.js';
 import { installErrorHandler } from './errors.js';
 import { eventRoutes } from './events.js';
 import { itemRoutes } from './items.js';
@@ -21,12 +22,15 @@ export interface ServerOptions {
 export const DEFAULT_MAX_VALUE_BYTES = 1 << 20;
 
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const { loggerInstance, ...edge } = edgeOptions(opts.logger);
   const app = Fastify({
-    ...(opts.logger ? { loggerInstance: opts.logger as FastifyBaseLogger } : { logger: false }),
+    ...(loggerInstance ? { loggerInstance: loggerInstance as FastifyBaseLogger } : { logger: false }),
+    ...edge,
     bodyLimit: opts.maxValueBytes,
     routerOptions: { maxParamLength: 1024 },
   }) as unknown as FastifyInstance;
   installErrorHandler(app);
+  requireDeclaredQuery(app);
   app.addHook('onResponse', async (req, reply) => {
     opts.service.observeRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
   });

@@ -6,7 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { CacheStateMachine, DEFAULT_SETTINGS, encodeCommand, encodePartitionExport, itemKey } from '../cache/index.js';
+import { CacheStateMachine, CommandError, DEFAULT_SETTINGS, encodeCommand, encodePartitionExport, itemKey } from '../cache/index.js';
 import type { Applied, CacheSettings, Command, ItemRecord, ItemVersionRef, ItemView as CacheItem } from '../cache/index.js';
 import { MessageType, RaftNode, applyConfChange, decodeConfChange } from '../../raft/index.js';
 import type { ConfState, HardState, Message, NodeId } from '../../raft/index.js';
@@ -170,6 +170,20 @@ const LOAD_SLICE_META_BYTES = 32 * 1024;
 const LOAD_CONCURRENCY = 8;
 
 type LoadFailure = { index: number; code: string; message: string; retry: 'safe' | 'indeterminate' | 'no' };
+
+/**
+ * A command built from a request that breaks a limit of the state machine
+ * (validate.ts) was never proposed: the client's mistake, answered 400. The
+ * edge checks these limits first; this keeps a missed one from becoming a 500.
+ */
+function encodeOrRefuse(c: Command): Uint8Array {
+  try {
+    return encodeCommand(c);
+  } catch (e) {
+    if (e instanceof CommandError) throw new VeloError('bad_request', e.message);
+    throw e;
+  }
+}
 
 /** How a failed write is reported in a bulk load: whether retrying it is safe, or its outcome unknown. */
 function loadFailure(e: unknown): Omit<LoadFailure, 'index'> {
@@ -756,7 +770,7 @@ export class VeloNode implements CacheService {
     const now = Date.now();
     const propose = async (c: Command): Promise<Applied> => {
       this.counters.proposals++;
-      return (await g.propose(encodeCommand(c), deadline)) as Applied;
+      return (await g.propose(encodeOrRefuse(c), deadline)) as Applied;
     };
     switch (req.op) {
       case 'put': {
