@@ -14,6 +14,7 @@
 // - A voter leaves only once every desired voter is a voter: the replacement
 //   is in before anyone leaves, so the replication factor never dips during a
 //   move (a group of R voters grows to at most R + the number moving in).
+import { nodeOfMember } from '../transport/index.js';
 import { ConfChangeType } from '../../raft/types.js';
 
 export interface ReconcileInput {
@@ -41,11 +42,8 @@ export type ReconcileStep =
   | { kind: 'transfer'; to: string; why: string }
   | { kind: 'none' };
 
-/** The node of a raft member id: the id itself, or the part before `@incarnation`. */
-export function nodeOfMember(member: string): string {
-  const at = member.indexOf('@');
-  return at < 0 ? member : member.slice(0, at);
-}
+/** The node of a raft member id: the id itself, or the part before `@incarnation` (one rule, the transport's, which checks it on every message). */
+export { nodeOfMember };
 
 /** True when the configuration is the target: voters and learners equal the desired ones as sets. */
 export function configMatches(i: Pick<ReconcileInput, 'voters' | 'learners' | 'desiredVoters' | 'desiredLearners'>): boolean {

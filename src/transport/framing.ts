@@ -27,7 +27,13 @@ export class FrameDecoder {
   /** Payload length of the frame being received, once its header is in; -1 before. */
   private expected = -1;
 
-  constructor(private readonly maxFrameBytes: number) {}
+  /** Before a connection is authenticated this is small; the Hello exchange raises it. */
+  constructor(private maxFrameBytes: number) {}
+
+  /** Frames whose header has not been read yet are checked against the new limit. */
+  setMaxFrameBytes(maxFrameBytes: number): void {
+    this.maxFrameBytes = maxFrameBytes;
+  }
 
   /**
    * Takes one chunk and returns the payloads it completed, in order. Throws a
@@ -35,25 +41,38 @@ export class FrameDecoder {
    * before any of that payload is buffered.
    */
   push(chunk: Uint8Array): Buffer[] {
-    if (chunk.length > 0) {
-      this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      this.buffered += chunk.length;
-    }
+    this.append(chunk);
     const out: Buffer[] = [];
-    for (;;) {
-      if (this.expected < 0) {
-        if (this.buffered < FRAME_HEADER_BYTES) break;
-        const length = this.take(FRAME_HEADER_BYTES).readUInt32BE(0);
-        if (length > this.maxFrameBytes) {
-          throw new ProtocolError(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`);
-        }
-        this.expected = length;
-      }
-      if (this.buffered < this.expected) break;
-      out.push(this.take(this.expected));
-      this.expected = -1;
-    }
+    for (let p = this.next(); p !== null; p = this.next()) out.push(p);
     return out;
+  }
+
+  /** Buffers a chunk without reading any frame from it: next() does that, one frame at a time. */
+  append(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    this.buffered += chunk.length;
+  }
+
+  /**
+   * The next whole payload, or null until more bytes arrive. One at a time, so
+   * that what a frame changes (the limit, once a Hello is accepted) applies to
+   * the frames after it. Throws a ProtocolError as soon as a header announces
+   * more than maxFrameBytes, before any of that payload is buffered.
+   */
+  next(): Buffer | null {
+    if (this.expected < 0) {
+      if (this.buffered < FRAME_HEADER_BYTES) return null;
+      const length = this.take(FRAME_HEADER_BYTES).readUInt32BE(0);
+      if (length > this.maxFrameBytes) {
+        throw new ProtocolError(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`);
+      }
+      this.expected = length;
+    }
+    if (this.buffered < this.expected) return null;
+    const payload = this.take(this.expected);
+    this.expected = -1;
+    return payload;
   }
 
   /** Bytes received but not yet returned as a whole frame. */

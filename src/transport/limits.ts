@@ -51,3 +51,28 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
 /** Reconnection back-off bounds when a peer is down. */
 export const DEFAULT_RECONNECT_MIN_MS = 100;
 export const DEFAULT_RECONNECT_MAX_MS = 5_000;
+
+/**
+ * Largest frame a connection accepts before it is authenticated: a Hello or
+ * a Goodbye, nothing more. Until then a stranger must not make this node
+ * buffer the DEFAULT_MAX_FRAME_BYTES an authenticated peer may send.
+ */
+export const PRE_AUTH_MAX_FRAME_BYTES = 2 * 1024;
+
+/** Bytes an unauthenticated connection may have sent and not yet had read as its Hello; more closes it. */
+export const PRE_AUTH_MAX_BYTES = 4 * 1024;
+
+/**
+ * Bytes read from the socket of an unauthenticated TLS connection (its TLS
+ * handshake with a certificate chain, then its Hello); more closes it.
+ */
+export const PRE_AUTH_MAX_TLS_BYTES = 16 * 1024;
+
+/**
+ * Unauthenticated connections from one remote address; a new one closes the
+ * oldest, so sockets left idle cannot lock the real peers out.
+ */
+export const MAX_PRE_AUTH_CONNECTIONS_PER_ADDRESS = 8;
+
+/** One warning line per remote address in this long, for refusals a stranger can repeat at will. */
+export const REFUSAL_LOG_INTERVAL_MS = 10_000;

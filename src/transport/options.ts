@@ -2,6 +2,7 @@
 // bad flag fails at start-up with a clear message, never later.
 
 import type { NodeId } from '../../raft/index.js';
+import type { PeerTls } from './identity.js';
 import * as limits from './limits.js';
 
 export interface TransportOptions {
@@ -28,9 +29,13 @@ export interface TransportOptions {
   now?: () => number;
   /** Where log lines go (default stderr). */
   log?: (line: string) => void;
+  /** Where warnings go: refused connections, peers sending what they may not (default: log). */
+  warn?: (line: string) => void;
+  /** Mutual TLS 1.3 on every connection, a node's id from its certificate; absent: plain TCP. */
+  tls?: PeerTls | null;
 }
 
-export type Settings = Required<Omit<TransportOptions, 'peers'>>;
+export type Settings = Required<Omit<TransportOptions, 'peers' | 'tls'>> & { tls: PeerTls | null };
 
 export function resolveOptions(o: TransportOptions): Settings {
   const fail = (what: string): never => {
@@ -52,6 +57,8 @@ export function resolveOptions(o: TransportOptions): Settings {
     random: o.random ?? Math.random,
     now: o.now ?? (() => performance.now()),
     log: o.log ?? ((line) => process.stderr.write(line + '\n')),
+    warn: o.warn ?? o.log ?? ((line) => process.stderr.write(line + '\n')),
+    tls: o.tls ?? null,
   };
   if (!(s.maxFrameBytes >= limits.MIN_MAX_FRAME_BYTES && s.maxFrameBytes <= 0xffff_ffff)) {
     fail(`maxFrameBytes must be in [${limits.MIN_MAX_FRAME_BYTES}, 2^32), got ${s.maxFrameBytes}`);

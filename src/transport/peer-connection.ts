@@ -6,12 +6,20 @@
 // connects; the accepting side checks it and answers with its own Hello, or
 // with a Goodbye saying why it refuses. The dialer checks the answer. Only
 // then does either side send anything else.
+//
+// With peer TLS the socket is a TLS 1.3 one that both sides verified against
+// the peer CA before the Hello: the certificate names the peer, and its Hello
+// must say the same. Until the Hello exchange is done a connection may hold
+// only a few KiB (limits.PRE_AUTH_*): a stranger cannot make it buffer more.
 
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { NodeId } from '../../raft/index.js';
 import { decodeFrame, encodeFrame, type DecodedFrame, type Ends, type Hello } from './codec.js';
 import { ProtocolError } from './errors.js';
 import { FrameDecoder, encodeFramed, frameHeader } from './framing.js';
+import { certificateNodeId } from './identity.js';
+import { PRE_AUTH_MAX_BYTES, PRE_AUTH_MAX_FRAME_BYTES } from './limits.js';
 
 export type Direction = 'inbound' | 'outbound';
 
@@ -37,6 +45,11 @@ export interface ConnectionOptions {
   maxFrameBytes: number;
   now: () => number;
   events: ConnectionEvents;
+  /**
+   * Peer TLS: an inbound socket arrives verified (the node its certificate
+   * names); an outbound one is verified on secureConnect, before the Hello.
+   */
+  tls: boolean;
 }
 
 export class PeerConnection {
@@ -45,6 +58,8 @@ export class PeerConnection {
   /** The peer's id: expected when dialing, then the one its Hello gave. */
   peer: NodeId | null;
   incarnation: number | null = null;
+  /** With peer TLS, the node the peer's verified certificate names; null on plain TCP (or before the TLS handshake). */
+  certNode: NodeId | null = null;
   readonly createdMs: number;
   lastSentMs: number;
   lastReceivedMs: number;
@@ -54,6 +69,7 @@ export class PeerConnection {
   private readonly decoder: FrameDecoder;
   private readonly now: () => number;
   private readonly events: ConnectionEvents;
+  private readonly maxFrameBytes: number;
   /** Set when the handshake completes; fills in the from/to left off the wire. */
   private ends: Ends | null = null;
   /** Where the socket leads, kept for log lines after it is gone. */
@@ -64,7 +80,8 @@ export class PeerConnection {
     this.direction = o.direction;
     this.local = o.local;
     this.peer = o.expectedPeer;
-    this.decoder = new FrameDecoder(o.maxFrameBytes);
+    this.decoder = new FrameDecoder(PRE_AUTH_MAX_FRAME_BYTES);
+    this.maxFrameBytes = o.maxFrameBytes;
     this.now = o.now;
     this.events = o.events;
     this.createdMs = this.lastSentMs = this.lastReceivedMs = o.now();
@@ -74,7 +91,8 @@ export class PeerConnection {
     o.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     o.socket.on('error', (err: NodeJS.ErrnoException) => this.close(`socket error: ${err.code ?? err.message}`));
     o.socket.on('close', () => this.close(this.state === 'open' ? 'connection closed by the peer' : this.quietUnlessDialing()));
-    if (o.direction === 'outbound') o.socket.on('connect', () => this.writeFrame(encodeFrame({ hello: this.local })));
+    if (o.tls && o.direction === 'inbound') this.certNode = certificateNodeId((o.socket as TLSSocket).getPeerCertificate());
+    if (o.direction === 'outbound') o.socket.on(o.tls ? 'secureConnect' : 'connect', () => this.onConnected(o.tls));
   }
 
   /** Names the connection in log lines: the peer once known, and where it leads. */
@@ -122,6 +140,18 @@ export class PeerConnection {
     this.events.onClose(this, reason, false);
   }
 
+  /** An outbound socket is up: with TLS, the certificate must name the node dialed; then the Hello goes out. */
+  private onConnected(tls: boolean): void {
+    if (tls) {
+      this.certNode = certificateNodeId((this.socket as TLSSocket).getPeerCertificate());
+      if (this.certNode !== this.peer) {
+        this.close(`the certificate at ${this.remote} names ${this.certNode ?? 'no node'}, not ${this.peer}`);
+        return;
+      }
+    }
+    this.writeFrame(encodeFrame({ hello: this.local }));
+  }
+
   private quietUnlessDialing(): string | null {
     // A dial that fails is worth a line (the Transport keeps it to one per
     // outage); an inbound socket closed before its Hello is a probe.
@@ -131,16 +161,18 @@ export class PeerConnection {
   private onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
     this.lastReceivedMs = this.now();
-    let payloads: Buffer[];
-    try {
-      payloads = this.decoder.push(chunk);
-    } catch (err) {
-      this.close((err as Error).message);
-      return;
-    }
-    for (const payload of payloads) {
+    this.decoder.append(chunk);
+    for (;;) {
       // A handler may have closed the connection (or the whole transport) meanwhile.
       if (this.isClosed()) return;
+      let payload: Buffer | null;
+      try {
+        payload = this.decoder.next();
+      } catch (err) {
+        this.close((err as Error).message);
+        return;
+      }
+      if (payload === null) break;
       let frame: DecodedFrame;
       try {
         frame = decodeFrame(payload, this.ends);
@@ -151,6 +183,9 @@ export class PeerConnection {
       }
       if (this.state === 'handshake') this.onHandshakeFrame(frame);
       else this.events.onFrame(this, frame);
+    }
+    if (this.state === 'handshake' && this.decoder.pendingBytes > PRE_AUTH_MAX_BYTES) {
+      this.close(`${this.decoder.pendingBytes} bytes before the Hello exchange completed (limit ${PRE_AUTH_MAX_BYTES})`);
     }
   }
 
@@ -171,6 +206,8 @@ export class PeerConnection {
     this.peer = frame.hello.nodeId;
     this.incarnation = frame.hello.incarnation;
     this.ends = { sender: frame.hello.nodeId, receiver: this.local.nodeId };
+    // Authenticated: from now on, frames up to the transport's limit.
+    this.decoder.setMaxFrameBytes(this.maxFrameBytes);
     if (this.direction === 'inbound') this.writeFrame(encodeFrame({ hello: this.local }));
     this.state = 'open';
     this.events.onOpen(this);

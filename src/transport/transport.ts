@@ -8,11 +8,19 @@
 // its old connection still looks open here (it restarted, or the old one is
 // half-open), the new connection replaces the old.
 //
+// With peer TLS (options.tls) every connection is mutual TLS 1.3 against
+// the peer CA, and a node is who its certificate says (identity.ts): its
+// Hello and the sender of every message it sends must agree. Whatever a
+// connection that is not yet authenticated does is bounded (limits.PRE_AUTH_*,
+// per remote address too) and refused at warn, telling it nothing about the
+// cluster.
+//
 // Raft messages are best effort: to a peer without an open connection, or
 // past its queue limit, they are dropped, and Raft retries. Requests fail
 // fast with a TransportError instead.
 
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Message, NodeId } from '../../raft/index.js';
 import { ResponseStatus, estimateMessageBytes, type DecodedFrame, type GroupMessage, type Hello, type WireRequest } from './codec.js';
 import { TransportError, type TransportErrorCode } from './errors.js';
@@ -21,6 +29,7 @@ import { parseAddress, resolveOptions, type Settings, type TransportOptions } fr
 import { encodeFrames } from './outbox.js';
 import { Peer, type PeerStatus } from './peer.js';
 import { PeerConnection, type ConnectionEvents } from './peer-connection.js';
+import { misaddressed } from './identity.js';
 import { PROTOCOL_VERSION } from './schema.js';
 
 export interface TransportStats {
@@ -35,6 +44,8 @@ export interface TransportStats {
   framesReceived: number;
   /** Empty frames sent to peers that had been sent nothing for keepalive.intervalMs. */
   keepalivesSent: number;
+  /** Inbound connections refused or closed before they were authenticated (logged at most once per address per 10 s). */
+  connectionsRefused: number;
 }
 
 /** An empty frame: all a keepalive needs to be. */
@@ -50,6 +61,13 @@ export class Transport {
   private readonly peers = new Map<NodeId, Peer>();
   /** Inbound connections that have not said Hello yet. */
   private readonly handshaking = new Set<PeerConnection>();
+  /**
+   * Inbound sockets not yet authenticated (TLS handshake, then Hello), by
+   * "address:port": what the per-address bound and the pre-auth limits apply to.
+   */
+  private readonly preAuth = new Map<string, { raw: net.Socket; address: string; createdMs: number; conn: PeerConnection | null }>();
+  /** When each remote address was last warned about, and how many refusals went unlogged since. */
+  private readonly warned = new Map<string, { atMs: number; unlogged: number }>();
   private state: 'new' | 'starting' | 'started' | 'closed' = 'new';
   private server: net.Server | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -68,6 +86,7 @@ export class Transport {
     framesSent: 0,
     framesReceived: 0,
     keepalivesSent: 0,
+    connectionsRefused: 0,
   };
   private readonly events: ConnectionEvents = {
     onHello: (conn, hello) => this.checkHello(conn, hello),
@@ -95,7 +114,7 @@ export class Transport {
     if (this.state !== 'new') throw new Error(`transport ${this.nodeId}: start() called twice`);
     this.state = 'starting';
     const { listenHost, listenPort } = this.s;
-    const server = net.createServer((socket) => this.accept(socket));
+    const server = this.createServer();
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -260,6 +279,8 @@ export class Transport {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const peer of this.peers.values()) this.dropPeer(peer, 'closed', `transport ${this.nodeId} closed`);
     for (const conn of [...this.handshaking]) conn.close(null);
+    for (const e of this.preAuth.values()) e.raw.destroy();
+    this.preAuth.clear();
     const server = this.server;
     this.server = null;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -267,29 +288,132 @@ export class Transport {
 
   // ---- connections ----
 
+  private createServer(): net.Server {
+    const t = this.s.tls;
+    if (t === null) {
+      const server = net.createServer();
+      server.on('connection', (raw: net.Socket) => {
+        if (this.admit(raw)) this.accept(raw);
+      });
+      return server;
+    }
+    const server = tls.createServer({
+      ca: t.ca,
+      cert: t.cert,
+      key: t.key,
+      requestCert: true,
+      // Checked in accept(), which says why at warn; Node's own check ends the socket without a word.
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.3',
+      maxVersion: 'TLSv1.3',
+      handshakeTimeout: limits.HANDSHAKE_TIMEOUT_MS,
+    });
+    // Before the TLS layer sees the socket: count it against its address.
+    server.prependListener('connection', (raw: net.Socket) => {
+      if (!this.admit(raw)) raw.destroy();
+    });
+    server.on('secureConnection', (socket: tls.TLSSocket) => this.accept(socket));
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+      // A socket closed mid-handshake is a probe, as one closed before its Hello: quiet.
+      if (err.code === 'ECONNRESET' || socket.remoteAddress === undefined) return;
+      this.warnStranger(socket.remoteAddress ?? '?', `refused a TLS handshake from ${socket.remoteAddress}:${socket.remotePort}: ${err.code ?? err.message}`);
+    });
+    return server;
+  }
+
+  /**
+   * Counts a new inbound socket as not yet authenticated; false when the
+   * transport is not running. Past the per-address or the global bound, the
+   * oldest unauthenticated socket (of that address, else of all) is closed,
+   * so that the newcomer, perhaps the real peer, gets its chance.
+   */
+  private admit(raw: net.Socket): boolean {
+    if (this.state !== 'started') return false;
+    const address = raw.remoteAddress ?? '?';
+    const key = `${address}:${raw.remotePort}`;
+    let sameAddress = 0;
+    let oldestOfAddress: string | null = null;
+    for (const [k, e] of this.preAuth) {
+      if (e.address !== address) continue;
+      sameAddress++;
+      oldestOfAddress ??= k; // a Map iterates in insertion order
+    }
+    const evict = sameAddress >= limits.MAX_PRE_AUTH_CONNECTIONS_PER_ADDRESS ? oldestOfAddress : this.preAuth.size >= limits.MAX_HANDSHAKING_CONNECTIONS ? this.preAuth.keys().next().value! : null;
+    if (evict !== null) this.endPreAuth(evict, `too many unauthenticated connections (at most ${limits.MAX_PRE_AUTH_CONNECTIONS_PER_ADDRESS} per address, ${limits.MAX_HANDSHAKING_CONNECTIONS} in all): closing the oldest`);
+    this.preAuth.set(key, { raw, address, createdMs: this.s.now(), conn: null });
+    raw.once('close', () => {
+      if (this.preAuth.get(key)?.raw === raw) this.preAuth.delete(key);
+    });
+    return true;
+  }
+
+  /** Closes an unauthenticated socket, saying why at warn. */
+  private endPreAuth(key: string, why: string): void {
+    const e = this.preAuth.get(key);
+    if (e === undefined) return;
+    this.preAuth.delete(key);
+    this.warnStranger(e.address, `closing the connection from ${key}: ${why}`);
+    if (e.conn !== null) e.conn.close(null);
+    e.raw.destroy();
+  }
+
+  /** A warning about a remote address that is not (yet) a peer: at most one line per address per REFUSAL_LOG_INTERVAL_MS. */
+  private warnStranger(address: string, line: string): void {
+    this.counters.connectionsRefused++;
+    const now = this.s.now();
+    const w = this.warned.get(address);
+    if (w !== undefined && now - w.atMs < limits.REFUSAL_LOG_INTERVAL_MS) {
+      w.unlogged++;
+      return;
+    }
+    if (this.warned.size >= 1024) this.warned.clear(); // bounded, like everything a stranger can grow
+    this.warned.set(address, { atMs: now, unlogged: 0 });
+    this.warn(w !== undefined && w.unlogged > 0 ? `${line} (and ${w.unlogged} refusals from ${address} not logged since)` : line);
+  }
+
   /** The rule that keeps one connection per pair: the lower id dials. */
   private dials(peer: NodeId): boolean {
     return this.nodeId < peer;
   }
 
+  /** An admitted inbound socket (with TLS: verified against the peer CA) starts its Hello exchange. */
   private accept(socket: net.Socket): void {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    if (this.state !== 'started') {
+    const entry = this.preAuth.get(remote);
+    if (this.state !== 'started' || entry === undefined) {
       socket.destroy();
       return;
     }
-    if (this.handshaking.size >= limits.MAX_HANDSHAKING_CONNECTIONS) {
-      this.log(`refusing a connection from ${remote}: ${limits.MAX_HANDSHAKING_CONNECTIONS} connections already in their handshake`);
-      socket.destroy();
+    if (socket instanceof tls.TLSSocket && !socket.authorized) {
+      this.endPreAuth(remote, `its certificate is not one the peer CA signed (${socket.authorizationError ?? 'none'})`);
       return;
     }
-    this.handshaking.add(this.connection(socket, 'inbound', null, remote));
+    const conn = this.connection(socket, 'inbound', null, remote);
+    entry.conn = conn;
+    this.handshaking.add(conn);
   }
 
   private dial(peer: Peer): void {
     if (this.state !== 'started' || peer.conn !== null || peer.dialing !== null || this.peers.get(peer.id) !== peer) return;
     const { host, port } = parseAddress(peer.address);
-    peer.dialing = this.connection(net.connect({ host, port }), 'outbound', peer.id, peer.address);
+    const t = this.s.tls;
+    const socket =
+      t === null
+        ? net.connect({ host, port })
+        : tls.connect({
+            host,
+            port,
+            ca: t.ca,
+            cert: t.cert,
+            key: t.key,
+            minVersion: 'TLSv1.3',
+            maxVersion: 'TLSv1.3',
+            // The peer is verified against the CA here, and by the node its
+            // certificate names (PeerConnection), not by the host it was found at.
+            ...(net.isIP(peer.id) === 0 ? { servername: peer.id } : {}),
+            checkServerIdentity: () => undefined,
+          });
+    peer.dialing = this.connection(socket, 'outbound', peer.id, peer.address);
   }
 
   private connection(socket: net.Socket, direction: 'inbound' | 'outbound', expectedPeer: NodeId | null, remote: string): PeerConnection {
@@ -302,25 +426,34 @@ export class Transport {
       maxFrameBytes: this.s.maxFrameBytes,
       now: this.s.now,
       events: this.events,
+      tls: this.s.tls !== null,
     });
   }
 
+  /**
+   * Why a Hello is refused, or null. The reason goes back to the other end
+   * in a Goodbye, so it tells nothing about this cluster (its id, an
+   * incarnation) that the other end did not say itself.
+   */
   private checkHello(conn: PeerConnection, h: Hello): string | null {
+    if (this.s.tls !== null) {
+      if (conn.certNode === null) return 'the certificate names no node (a subject CN, or one DNS SAN, with serverAuth)';
+      if (h.nodeId !== conn.certNode) return `the Hello claims ${JSON.stringify(h.nodeId.slice(0, 80))}, but the certificate names ${conn.certNode}`;
+    }
     if (h.protocolVersion !== PROTOCOL_VERSION) return `protocol version ${h.protocolVersion}, this node speaks ${PROTOCOL_VERSION}`;
-    if (h.clusterId !== this.s.clusterId) return `wrong cluster id '${h.clusterId}' (this node is in '${this.s.clusterId}')`;
+    if (h.clusterId !== this.s.clusterId) return `wrong cluster id ${JSON.stringify(h.clusterId.slice(0, 80))}`;
     if (conn.direction === 'outbound' && h.nodeId !== conn.peer) return `expected ${conn.peer} at ${conn.remote}, found ${h.nodeId}`;
     if (h.nodeId === this.nodeId) return `the peer claims this node's own id ${h.nodeId}`;
     const peer = this.peers.get(h.nodeId);
     if (peer === undefined) return `${h.nodeId} is not a peer of ${this.nodeId}`;
     if (conn.direction === 'inbound' && this.dials(h.nodeId)) return `${h.nodeId} dialed ${this.nodeId}, but the lower id dials`;
-    if (peer.incarnation !== null && h.incarnation < peer.incarnation) {
-      return `${h.nodeId} came with incarnation ${h.incarnation}, older than ${peer.incarnation}`;
-    }
+    if (peer.incarnation !== null && h.incarnation < peer.incarnation) return `${h.nodeId} came with an incarnation older than the one last seen`;
     return null;
   }
 
   private onOpen(conn: PeerConnection): void {
     this.handshaking.delete(conn);
+    if (conn.direction === 'inbound') this.preAuth.delete(conn.remote);
     const peer = this.peers.get(conn.peer!)!; // checkHello found it
     if (peer.dialing === conn) peer.dialing = null;
     const old = peer.conn;
@@ -341,6 +474,14 @@ export class Transport {
     const peer = this.peers.get(conn.peer!);
     if (peer === undefined || peer.conn !== conn) return;
     if (frame.raft.length + frame.requests.length + frame.responses.length === 0) return; // a keepalive
+    for (const { message: m } of frame.raft) {
+      const why = misaddressed(m.from, m.to, peer.id, this.nodeId);
+      if (why === null) continue;
+      // The peer is not who it says, or sends nonsense: nothing of this frame is delivered.
+      this.warn(`closing the connection of ${conn.describe()}: ${why}`);
+      conn.close(null);
+      return;
+    }
     peer.framesReceived++;
     this.counters.framesReceived++;
     if (frame.raft.length > 0 && this.raftHandler !== null) {
@@ -371,7 +512,8 @@ export class Transport {
       this.scheduleReconnect(peer);
       return;
     }
-    if (reason !== null) this.log(`${wasOpen ? 'lost connection to' : 'closing connection from'} ${conn.describe()}: ${reason}`);
+    if (reason !== null && !wasOpen && conn.direction === 'inbound') this.warnStranger(conn.remote.slice(0, conn.remote.lastIndexOf(':')), `refused the connection from ${conn.remote}: ${reason}`);
+    else if (reason !== null) this.log(`${wasOpen ? 'lost connection to' : 'closing connection from'} ${conn.describe()}: ${reason}`);
     if (peer === undefined) return;
     peer.failPending(conn, 'disconnected', `transport: the connection to ${peer.id} closed: ${reason ?? 'closed'}`);
     if (peer.conn === conn) {
@@ -468,7 +610,13 @@ export class Transport {
     const paused = now - this.lastSweepMs > Math.max(10 * limits.SWEEP_INTERVAL_MS, idleTimeoutMs / 2);
     this.lastSweepMs = now;
     const tooSlow = `no Hello within ${limits.HANDSHAKE_TIMEOUT_MS} ms`;
-    for (const conn of [...this.handshaking]) if (now - conn.createdMs > limits.HANDSHAKE_TIMEOUT_MS) conn.close(tooSlow);
+    for (const [key, e] of [...this.preAuth]) {
+      if (now - e.createdMs > limits.HANDSHAKE_TIMEOUT_MS) this.endPreAuth(key, tooSlow);
+      // The TLS handshake (its certificate chain) and the Hello: a few KiB, never megabytes.
+      else if (this.s.tls !== null && e.raw.bytesRead > limits.PRE_AUTH_MAX_TLS_BYTES) {
+        this.endPreAuth(key, `${e.raw.bytesRead} bytes before it was authenticated (limit ${limits.PRE_AUTH_MAX_TLS_BYTES})`);
+      }
+    }
     for (const peer of [...this.peers.values()]) {
       if (peer.dialing !== null && now - peer.dialing.createdMs > limits.HANDSHAKE_TIMEOUT_MS) peer.dialing.close(tooSlow);
       peer.expire(now);
@@ -501,6 +649,10 @@ export class Transport {
 
   private log(line: string): void {
     this.s.log(`transport ${this.nodeId}: ${line}`);
+  }
+
+  private warn(line: string): void {
+    this.s.warn(`transport ${this.nodeId}: ${line}`);
   }
 }
 

@@ -133,8 +133,8 @@ export function addressOf(n: Node): string {
 }
 
 /** Starts nodes with the given ids, gives each the others' addresses, and waits until every pair is connected. */
-export async function startCluster(ids: string[], options: NodeOptions = {}): Promise<Node[]> {
-  const nodes = await Promise.all(ids.map((id) => startNode(id, options)));
+export async function startCluster(ids: string[], options: NodeOptions = {}, perNode: (id: string) => NodeOptions = () => ({})): Promise<Node[]> {
+  const nodes = await Promise.all(ids.map((id) => startNode(id, { ...options, ...perNode(id) })));
   const peers = new Map(nodes.map((n) => [n.transport.nodeId, addressOf(n)]));
   for (const n of nodes) n.transport.setPeers(peers);
   await waitFor(() => nodes.every((n) => allConnected(n)), 'every pair connected');

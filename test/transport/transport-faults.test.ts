@@ -38,7 +38,7 @@ describe('a misbehaving peer', () => {
   const attacks: [string, (s: net.Socket) => void, RegExp][] = [
     ['garbage bytes', (s) => s.write(Buffer.from([0, 0, 0, 3, 0xff, 0xff, 0xff])), /corrupt frame/],
     ['an oversized length prefix', (s) => s.write(Buffer.from([0xff, 0xff, 0xff, 0xff])), /exceeds the limit/],
-    ['a wrong cluster id', (s) => s.write(hello('another-cluster', 'n0')), /wrong cluster id 'another-cluster'/],
+    ['a wrong cluster id', (s) => s.write(hello('another-cluster', 'n0')), /wrong cluster id "another-cluster"/],
     ['frames before its Hello', (s) => s.write(encodeFramed(encodeFrame({ messages: [{ type: 2 }] }))), /before the Hello/],
     ['a node id that is not a peer', (s) => s.write(hello('test-cluster', 'n0')), /n0 is not a peer of n2/],
     ['a higher id that dials', (s) => s.write(hello('test-cluster', 'n3')), /the lower id dials/],
@@ -69,8 +69,12 @@ describe('a misbehaving peer', () => {
     nodes = [victim, stranger];
     await waitFor(() => stranger.logs.some((l) => /refused by the peer: wrong cluster id/.test(l)), 'the dialer to log why');
     // One line per outage on the dialing side, however many times it retries.
-    await waitFor(() => victim.logs.filter((l) => /wrong cluster id/.test(l)).length >= 3, 'several attempts');
+    await waitFor(() => victim.transport.stats().connectionsRefused >= 3, 'several attempts');
     expect(stranger.logs.filter((l) => /refused by the peer/.test(l))).toHaveLength(1);
+    // The refusal names the stranger's own cluster id, never the victim's.
+    expect(stranger.logs.filter((l) => l.includes('test-cluster'))).toEqual([]);
+    // A stranger can repeat its refusal at will: the victim logs it once per address per interval.
+    expect(victim.logs.filter((l) => /wrong cluster id/.test(l))).toHaveLength(1);
   });
 
   test('the server keeps accepting after bad connections', async () => {
@@ -114,7 +118,9 @@ describe('a misbehaving peer', () => {
     const staleGone = closed(stale);
     stale.write(hello('test-cluster', 'n1', 4));
     await staleGone;
-    expect(b.logs.some((l) => /incarnation 4, older than 5/.test(l))).toBe(true);
+    expect(b.logs.some((l) => /n1 came with an incarnation older than the one last seen/.test(l))).toBe(true);
+    // The refusal gives no incarnation away.
+    expect(b.logs.filter((l) => /refused/.test(l) && /\b[45]\b/.test(l.replace(/127\.0\.0\.1:\d+/g, '')))).toEqual([]);
     const newer = await rawSocket(b.transport.port);
     sockets.push(first, stale, newer);
     newer.write(hello('test-cluster', 'n1', 6));
