@@ -3,6 +3,7 @@
 
 import { createServer } from 'node:net';
 import { pino } from 'pino';
+import { installDrain } from '../../api/drain.js';
 import { buildServer, DEFAULT_MAX_VALUE_BYTES } from '../../api/server.js';
 import { VeloNode, splitHostPort } from '../node/velo-node.js';
 import type { VeloNodeOptions } from '../node/velo-node.js';
@@ -180,6 +181,9 @@ export function nodeOptions(flags: StartFlags, logger: Logger, advertisedHttp: s
   };
 }
 
+/** How long a stopping node keeps an idle client connection open for a request that may be on its way. */
+const STOP_GRACE_MS = 2_000;
+
 /** The exit code of a node that stopped because the cluster removed it. */
 export const EXIT_REMOVED = 3;
 
@@ -201,6 +205,7 @@ export async function start(argv: string[]): Promise<number> {
   const node = await VeloNode.start({ ...nodeOptions(flags, logger), onRemoved: (why) => onRemoved(why) });
   if (flags.unsafeStaleStrongReads) logger.warn('--unsafe-stale-strong-reads-for-testing: strong reads are NOT linearizable on this node (a test switch)');
   const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger });
+  const drain = installDrain(app);
   const [host, port] = splitHostPort(flags.http);
   try {
     await app.listen({ host, port });
@@ -235,9 +240,9 @@ export async function start(argv: string[]): Promise<number> {
       following.abort();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      // Fastify's close waits for requests in flight: each gets its answer (node_removed, when removed) first.
-      app
-        .close()
+      // Every request a client sent gets its answer (node_removed, when removed) before the sockets close.
+      drain(STOP_GRACE_MS)
+        .then(() => app.close())
         .then(() => node.close())
         .then(() => resolve(code), reject);
     };
