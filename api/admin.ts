@@ -8,6 +8,7 @@ import { RecordsError, decodeRecords } from '../src/cache/index.js';
 import type { ItemRecord } from '../src/cache/index.js';
 import { VeloError } from '../src/node/errors.js';
 import type { CacheService } from '../src/node/service.js';
+import { PERMIT } from './auth.js';
 
 export const EXPORT_CONTENT_TYPE = 'application/x-velo-export';
 export const RECORDS_CONTENT_TYPE = 'application/x-velo-records';
@@ -34,7 +35,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminOptions): Pro
 
   app.get(
     '/admin/partitions/:partition/export',
-    { schema: { params: partitionParams } },
+    { config: { permission: PERMIT.admin }, schema: { params: partitionParams } },
     async (req, reply) => {
       const partition = Number((req.params as { partition: string }).partition);
       const out = await service.exportPartition(partition);
@@ -47,14 +48,14 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminOptions): Pro
   );
 
   // Answered by the receiving node's own replica, leader or not: for comparing replicas.
-  app.get('/admin/partitions/:partition/digest', { schema: { params: partitionParams } }, async (req) => {
+  app.get('/admin/partitions/:partition/digest', { config: { permission: PERMIT.admin }, schema: { params: partitionParams } }, async (req) => {
     const partition = Number((req.params as { partition: string }).partition);
     const d = service.partitionDigest(partition);
     if (!d) throw new VeloError('not_found', `no replica of partition ${partition} on this node`);
     return d;
   });
 
-  app.post('/admin/load', async (req) => {
+  app.post('/admin/load', { config: { permission: PERMIT.admin } }, async (req) => {
     if (!(req.body instanceof Buffer)) throw new VeloError('bad_request', `a load needs a ${RECORDS_CONTENT_TYPE} body`);
     let items: ItemRecord[];
     try {

@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { VeloError } from '../src/node/errors.js';
 import type { CacheService, CacheSettings } from '../src/node/service.js';
 import { checkName } from './names.js';
+import { cacheAllowed } from '../src/node/tokens.js';
+import { PERMIT } from './auth.js';
 
 const settingsSchema = {
   type: 'object',
@@ -17,9 +19,10 @@ const settingsSchema = {
 
 export async function cacheRoutes(app: FastifyInstance, opts: { service: CacheService }): Promise<void> {
   const { service } = opts;
-  app.get('/caches', async () => ({ caches: await service.listCaches() }));
+  // A token limited to some caches sees only those.
+  app.get('/caches', { config: { permission: PERMIT.read } }, async (req) => ({ caches: (await service.listCaches()).filter((c) => cacheAllowed(req.auth?.caches ?? null, c.name)) }));
 
-  app.put('/caches/:cache', { schema: { body: settingsSchema } }, async (req, reply) => {
+  app.put('/caches/:cache', { config: { permission: PERMIT.adminCache }, schema: { body: settingsSchema } }, async (req, reply) => {
     const name = checkName('cache', (req.params as { cache?: string }).cache);
     const body = (req.body ?? {}) as Partial<CacheSettings>;
     if (typeof body !== 'object' || Array.isArray(body)) throw new VeloError('bad_request', 'settings must be a JSON object');
@@ -27,10 +30,10 @@ export async function cacheRoutes(app: FastifyInstance, opts: { service: CacheSe
     return reply.status(r.created ? 201 : 200).send({ name, settings: r.settings });
   });
 
-  app.delete('/caches/:cache', async (req, reply) => {
+  app.delete('/caches/:cache', { config: { permission: PERMIT.adminCache } }, async (req, reply) => {
     await service.dropCache(checkName('cache', (req.params as { cache?: string }).cache));
     return reply.status(204).send();
   });
 
-  app.get('/caches/:cache/stats', async (req) => service.stats(checkName('cache', (req.params as { cache?: string }).cache)));
+  app.get('/caches/:cache/stats', { config: { permission: PERMIT.readCache } }, async (req) => service.stats(checkName('cache', (req.params as { cache?: string }).cache)));
 }

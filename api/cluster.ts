@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { CacheService } from '../src/node/service.js';
 import { errorBody } from './errors.js';
+import { PERMIT } from './auth.js';
 
 const NODE_ID = '^[A-Za-z0-9._-]{1,64}$';
 const HOST_PORT = '^(\\[[^\\]]+\\]|[^:\\s]+):[0-9]{1,5}$';
@@ -23,9 +24,9 @@ const memberBody = {
 
 export async function clusterRoutes(app: FastifyInstance, opts: { service: CacheService }): Promise<void> {
   const { service } = opts;
-  app.get('/cluster', async () => service.cluster());
+  app.get('/cluster', { config: { permission: PERMIT.read } }, async () => service.cluster());
 
-  app.post('/cluster/members', { schema: { body: memberBody } }, async (req) => {
+  app.post('/cluster/members', { config: { permission: PERMIT.admin }, schema: { body: memberBody } }, async (req) => {
     const b = req.body as { id: string; raft: string; http: string; member?: string };
     if (b.member !== undefined && b.member.split('@')[0] !== b.id) {
       return Promise.reject(Object.assign(new Error(`member "${b.member}" is not a member id of node "${b.id}"`), { statusCode: 400 }));
@@ -36,6 +37,7 @@ export async function clusterRoutes(app: FastifyInstance, opts: { service: Cache
   app.delete(
     '/cluster/members/:id',
     {
+      config: { permission: PERMIT.admin },
       schema: {
         params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: NODE_ID } } },
         querystring: { type: 'object', additionalProperties: false, properties: { force: { type: 'string', enum: ['true', 'false'] } } },
@@ -50,12 +52,12 @@ export async function clusterRoutes(app: FastifyInstance, opts: { service: Cache
 }
 
 /** Outside /v1: health, readiness and metrics. */
-export async function operationsRoutes(app: FastifyInstance, opts: { service: CacheService }): Promise<void> {
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
+export async function operationsRoutes(app: FastifyInstance, opts: { service: CacheService; metricsPublic?: boolean }): Promise<void> {
+  app.get('/healthz', { config: { permission: PERMIT.public } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { permission: PERMIT.public } }, async (_req, reply) => {
     const why = opts.service.notReady();
     if (why === null) return { status: 'ready' };
     return reply.status(503).header('Retry-After', '1').send(errorBody(why.code, why.message));
   });
-  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(opts.service.metrics()));
+  app.get('/metrics', { config: { permission: opts.metricsPublic === true ? PERMIT.public : PERMIT.admin } }, async (_req, reply) => reply.type('text/plain; version=0.0.4').send(opts.service.metrics()));
 }

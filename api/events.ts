@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { CacheService } from '../src/node/service.js';
 import { VeloError } from '../src/node/errors.js';
 import { checkName } from './names.js';
+import { PERMIT } from './auth.js';
 
 const query = { type: 'object', additionalProperties: false, properties: { region: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 } } } as const;
 const params = { type: 'object', required: ['cache'], properties: { cache: { type: 'string', minLength: 1 } } } as const;
@@ -11,7 +12,7 @@ const params = { type: 'object', required: ['cache'], properties: { cache: { typ
 const KEEPALIVE_MS = 15_000;
 
 export async function eventRoutes(app: FastifyInstance, opts: { service: CacheService }): Promise<void> {
-  app.get('/caches/:cache/events', { schema: { params, querystring: query } }, async (req, reply) => {
+  app.get('/caches/:cache/events', { config: { permission: PERMIT.readCache }, schema: { params, querystring: query } }, async (req, reply) => {
     const cache = checkName('cache', (req.params as { cache?: string }).cache);
     const q = req.query as { region?: string; key?: string };
     const lastEventId = req.headers['last-event-id'];

@@ -5,6 +5,7 @@ import { MAX_CONTENT_TYPE_BYTES, MAX_TAGS_PER_ITEM } from '../src/cache/index.js
 import { VeloError } from '../src/node/errors.js';
 import type { CacheService, ItemRef, ItemView } from '../src/node/service.js';
 import { checkName, parseEtag, positiveInt } from './names.js';
+import { PERMIT } from './auth.js';
 
 export interface ItemsOptions {
   service: CacheService;
@@ -155,11 +156,11 @@ export async function itemRoutes(app: FastifyInstance, opts: ItemsOptions): Prom
 
   for (const base of ['/caches/:cache/items/:key', '/caches/:cache/regions/:region/items/:key']) {
     const params = base.includes(':region') ? regionItemParams : itemParams;
-    app.put(base, { schema: { params, querystring: putQuery, headers: conditionHeaders } }, put);
-    app.get(base, { schema: { params, querystring: getQuery } }, get);
-    app.delete(base, { schema: { params, headers: conditionHeaders } }, del);
-    app.post(`${base}/touch`, { schema: { params, querystring: touchQuery } }, touch);
-    app.post(`${base}/lock`, { schema: { params, querystring: lockQuery } }, lock);
-    app.post(`${base}/unlock`, { schema: { params, headers: conditionHeaders } }, unlock);
+    app.put(base, { config: { permission: PERMIT.writeCache }, schema: { params, querystring: putQuery, headers: conditionHeaders } }, put);
+    app.get(base, { config: { permission: PERMIT.readCache }, schema: { params, querystring: getQuery } }, get);
+    app.delete(base, { config: { permission: PERMIT.writeCache }, schema: { params, headers: conditionHeaders } }, del);
+    app.post(`${base}/touch`, { config: { permission: PERMIT.writeCache }, schema: { params, querystring: touchQuery } }, touch);
+    app.post(`${base}/lock`, { config: { permission: PERMIT.writeCache }, schema: { params, querystring: lockQuery } }, lock);
+    app.post(`${base}/unlock`, { config: { permission: PERMIT.writeCache }, schema: { params, headers: conditionHeaders } }, unlock);
   }
 }

@@ -4,6 +4,7 @@ import { VeloError } from '../src/node/errors.js';
 import type { CacheService } from '../src/node/service.js';
 import { addLeaderHint } from './items.js';
 import { checkName } from './names.js';
+import { PERMIT } from './auth.js';
 
 const params = { type: 'object', required: ['cache', 'region'], properties: { cache: { type: 'string', minLength: 1 }, region: { type: 'string', minLength: 1 } } } as const;
 const listQuery = {
@@ -34,7 +35,7 @@ function encodeValue(contentType: string, value: Uint8Array): { value: unknown }
 export async function regionRoutes(app: FastifyInstance, opts: { service: CacheService }): Promise<void> {
   const { service } = opts;
   addLeaderHint(app, service);
-  app.get('/caches/:cache/regions/:region/items', { schema: { params, querystring: listQuery } }, async (req) => {
+  app.get('/caches/:cache/regions/:region/items', { config: { permission: PERMIT.readCache }, schema: { params, querystring: listQuery } }, async (req) => {
     const p = req.params as { cache?: string; region?: string };
     const q = req.query as { tag?: string | string[]; match?: 'any' | 'all' };
     const tags = (q.tag === undefined ? [] : Array.isArray(q.tag) ? q.tag : [q.tag]).map((t) => checkName('tag', t));
@@ -45,7 +46,7 @@ export async function regionRoutes(app: FastifyInstance, opts: { service: CacheS
     };
   });
 
-  app.delete('/caches/:cache/regions/:region', { schema: { params } }, async (req) => {
+  app.delete('/caches/:cache/regions/:region', { config: { permission: PERMIT.writeCache }, schema: { params } }, async (req) => {
     const p = req.params as { cache?: string; region?: string };
     return service.clearRegion(checkName('cache', p.cache), checkName('region', p.region));
   });

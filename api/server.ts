@@ -7,16 +7,20 @@ import { adminRoutes } from './admin.js';
 import { cacheRoutes } from './caches.js';
 import { clusterRoutes, operationsRoutes } from './cluster.js';
 import { edgeOptions, requireDeclaredQuery } from './edge.js';
+import { installAuth } from './auth.js';
 import { installErrorHandler } from './errors.js';
 import { eventRoutes } from './events.js';
 import { itemRoutes } from './items.js';
 import { regionRoutes } from './regions.js';
+import { tokenRoutes } from './tokens.js';
 
 export interface ServerOptions {
   service: CacheService;
   maxValueBytes: number;
   /** Fastify logs through it (requests, errors); none if absent. */
   logger?: Logger;
+  /** /metrics without a token, even where tokens are demanded (--metrics-public). */
+  metricsPublic?: boolean;
 }
 
 export const DEFAULT_MAX_VALUE_BYTES = 1 << 20;
@@ -31,10 +35,11 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   }) as unknown as FastifyInstance;
   installErrorHandler(app);
   requireDeclaredQuery(app);
+  installAuth(app, opts.service);
   app.addHook('onResponse', async (req, reply) => {
     opts.service.observeRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
   });
-  await app.register(operationsRoutes, { service: opts.service });
+  await app.register(operationsRoutes, { service: opts.service, metricsPublic: opts.metricsPublic === true });
   await app.register(
     async (v1) => {
       installErrorHandler(v1);
@@ -44,6 +49,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       await v1.register(regionRoutes, { service: opts.service });
       await v1.register(eventRoutes, { service: opts.service });
       await v1.register(adminRoutes, { service: opts.service, maxValueBytes: opts.maxValueBytes });
+      await v1.register(tokenRoutes, { service: opts.service });
     },
     { prefix: '/v1' },
   );

@@ -5,6 +5,7 @@
 // (another member joins or fails meanwhile).
 
 import type { ClusterView } from '../node/service.js';
+import { authHeader } from './credentials.js';
 
 export type { ClusterView };
 
@@ -32,9 +33,9 @@ export function movesRemaining(view: ClusterView): number {
 }
 
 /** GET {base}/v1/cluster; throws on anything but a 2xx JSON answer. */
-export async function fetchClusterView(base: string, signal?: AbortSignal): Promise<ClusterView> {
+export async function fetchClusterView(base: string, signal?: AbortSignal, token: string | null = null): Promise<ClusterView> {
   const timeout = AbortSignal.timeout(FETCH_TIMEOUT_MS);
-  const res = await fetch(`${base.replace(/\/+$/, '')}/v1/cluster`, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+  const res = await fetch(`${base.replace(/\/+$/, '')}/v1/cluster`, { headers: authHeader(token), signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
   if (!res.ok) {
     await res.body?.cancel();
     throw new Error(`HTTP ${res.status}`);
@@ -88,6 +89,8 @@ export interface FollowOptions {
   signal?: AbortSignal;
   pollMs?: number;
   fetchView?: (base: string, signal?: AbortSignal) => Promise<ClusterView>;
+  /** Sent with each poll where the cluster demands tokens. */
+  token?: string | null;
 }
 
 /**
@@ -99,7 +102,7 @@ export interface FollowOptions {
 export async function followRebalance(base: string, opts: FollowOptions): Promise<ClusterView> {
   const { out, tty, until, label, signal } = opts;
   const pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
-  const fetchView = opts.fetchView ?? fetchClusterView;
+  const fetchView = opts.fetchView ?? ((b: string, s?: AbortSignal) => fetchClusterView(b, s, opts.token ?? null));
   // Invariant: total = done + remaining, done never decreases; new work grows the total instead.
   let total = 0;
   let done = 0;

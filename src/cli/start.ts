@@ -1,6 +1,7 @@
 // `velo start`: one node, HTTP and raft listeners, until SIGINT or SIGTERM
 // (API.md "Starting a node").
 
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { installDrain } from '../../api/drain.js';
@@ -43,6 +44,10 @@ export interface StartFlags {
   unsafeStaleStrongReads: boolean;
   /** The node-wide memory cap on accounted item bytes (--max-memory). */
   maxMemoryBytes: number;
+  /** The cluster's first admin token (created 0600 when missing); with it the node demands tokens. */
+  adminTokenFile: string | null;
+  /** /metrics answers without a token even where tokens are demanded. */
+  metricsPublic: boolean;
 }
 
 const SPEC = {
@@ -66,6 +71,8 @@ const SPEC = {
   'on-removed': 'value',
   'unsafe-stale-strong-reads-for-testing': 'switch',
   'max-memory': 'value',
+  'admin-token-file': 'value',
+  'metrics-public': 'switch',
 } as const;
 
 function hostPort(flag: string, addr: string): string {
@@ -92,6 +99,8 @@ export function parseStartFlags(argv: string[]): StartFlags {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--join must be an http:// URL, got "${join}"`);
     for (const f of ['peers', 'partitions', 'replicas']) if (flags.has(f)) throw new UsageError(`--join cannot be combined with --${f}: a joining node takes it from the cluster`);
   }
+  const adminTokenFile = flags.get('admin-token-file') ?? null;
+  if (adminTokenFile !== null && adminTokenFile.trim() === '') throw new UsageError('--admin-token-file must name a file');
   const onRemoved = flags.get('on-removed') ?? 'exit';
   if (onRemoved !== 'exit' && onRemoved !== 'wait') throw new UsageError(`--on-removed is exit or wait, got "${onRemoved}"`);
   const id = flags.get('id') ?? 'n1';
@@ -132,6 +141,8 @@ export function parseStartFlags(argv: string[]): StartFlags {
     onRemoved,
     unsafeStaleStrongReads: flags.has('unsafe-stale-strong-reads-for-testing'),
     maxMemoryBytes: flags.has('max-memory') ? parseByteSize('max-memory', flags.get('max-memory')!, MIN_MAX_MEMORY_BYTES, 2 ** 50) : defaultMaxMemoryBytes(),
+    adminTokenFile,
+    metricsPublic: flags.has('metrics-public'),
   };
 }
 
@@ -178,6 +189,7 @@ export function nodeOptions(flags: StartFlags, logger: Logger, advertisedHttp: s
     moveBytesPerSecond: flags.moveBytesPerSec,
     replaceAfterMs: flags.replaceAfterMs,
     maxMemoryBytes: flags.maxMemoryBytes,
+    ...(flags.adminTokenFile !== null ? { adminTokenFile: flags.adminTokenFile } : {}),
   };
 }
 
@@ -204,7 +216,7 @@ export async function start(argv: string[]): Promise<number> {
   };
   const node = await VeloNode.start({ ...nodeOptions(flags, logger), onRemoved: (why) => onRemoved(why) });
   if (flags.unsafeStaleStrongReads) logger.warn('--unsafe-stale-strong-reads-for-testing: strong reads are NOT linearizable on this node (a test switch)');
-  const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger });
+  const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger, metricsPublic: flags.metricsPublic });
   const drain = installDrain(app);
   const [host, port] = splitHostPort(flags.http);
   try {
@@ -215,10 +227,13 @@ export async function start(argv: string[]): Promise<number> {
   }
   const view = node.localCluster();
   process.stdout.write(`velo ${flags.id} serving http://${flags.http} (raft ${flags.raft}, ${flags.join ? `joined through ${flags.join}` : `${view.members.length} member(s)`}, ${view.partitions.length} partitions, ${flags.dataDir ? `data in ${flags.dataDir}` : "in memory"}, max memory ${formatBytes(flags.maxMemoryBytes)})\n`);
+  // The path, never the secret.
+  if (flags.adminTokenFile !== null) process.stdout.write(`velo ${flags.id}: tokens required; the admin token is in ${flags.adminTokenFile}\n`);
   // A joining node shows the moves that fill it, in the foreground, while it already serves.
   const following = new AbortController();
   if (flags.join) {
     followRebalance(`http://${flags.http}`, {
+      token: flags.adminTokenFile === null ? null : readFileSync(flags.adminTokenFile, 'utf8').trim(),
       out: process.stderr,
       tty: process.stderr.isTTY === true,
       label: `joining ${flags.id}`,

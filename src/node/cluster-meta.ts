@@ -7,6 +7,8 @@
 import type { NodeId } from '../../raft/index.js';
 import type { GroupStateMachine } from './group.js';
 import { placePartitions } from './partition-map.js';
+import { BOOTSTRAP_TOKEN_NAME, MAX_TOKENS } from './tokens.js';
+import type { Role, TokenRecord } from './tokens.js';
 
 /** The metadata group's raft group id: above any partition id (at most 4096 partitions). */
 export const META_GROUP = 1 << 20;
@@ -37,6 +39,16 @@ export interface MetaState {
   /** Sorted by id. */
   members: MemberRecord[];
   targets: PartitionTarget[];
+  /** Access tokens, sorted by name (absent in metadata written before tokens existed: none). */
+  tokens?: TokenRecord[];
+  /**
+   * Set by the first token ever added, never cleared: from then on every
+   * member demands tokens, even once the last one is revoked (revoking every
+   * token must not open the cluster).
+   */
+  tokensRequired?: boolean;
+  /** Set once the bootstrap admin token went in: it is never proposed again, so a revoked one stays revoked. */
+  adminBootstrapped?: boolean;
 }
 
 export type MetaCommand =
@@ -47,7 +59,12 @@ export type MetaCommand =
   /** A new target for a partition, if its current one is still `from` (plans are made from applied state). */
   | { type: 'setTarget'; partition: number; from: NodeId[]; replicas: NodeId[] }
   /** The partition's configuration now matches `replicas`. */
-  | { type: 'moveDone'; partition: number; replicas: NodeId[] };
+  | { type: 'moveDone'; partition: number; replicas: NodeId[] }
+  /** A new access token (conflict if the name is taken). */
+  | { type: 'addToken'; name: string; role: Role; caches: string[] | null; hash: string; createdAt: number }
+  /** The cluster's first admin token, from --admin-token-file: applied once per cluster, whoever proposes it. */
+  | { type: 'bootstrapAdmin'; hash: string; createdAt: number }
+  | { type: 'revokeToken'; name: string };
 
 export type MetaResult = { code: 'ok'; changed: boolean } | { code: 'conflict' | 'not_found' | 'bad_request'; message: string };
 
@@ -164,5 +181,31 @@ export function applyCommand(s: MetaState, c: MetaCommand): MetaResult {
       t.moving = false;
       return { code: 'ok', changed: true };
     }
+    case 'addToken':
+      return addToken(s, { name: c.name, role: c.role, caches: c.caches, hash: c.hash, createdAt: c.createdAt });
+    case 'bootstrapAdmin': {
+      // Every bootstrap member may propose it (all given the same file): the first one applied wins.
+      if (s.adminBootstrapped === true) return { code: 'ok', changed: false };
+      s.adminBootstrapped = true;
+      const r = addToken(s, { name: BOOTSTRAP_TOKEN_NAME, role: 'admin', caches: null, hash: c.hash, createdAt: c.createdAt });
+      return r.code === 'ok' ? r : { code: 'ok', changed: true };
+    }
+    case 'revokeToken': {
+      const tokens = s.tokens ?? [];
+      const i = tokens.findIndex((t) => t.name === c.name);
+      if (i < 0) return { code: 'not_found', message: `no token named "${c.name}"` };
+      tokens.splice(i, 1);
+      return { code: 'ok', changed: true };
+    }
   }
+}
+
+function addToken(s: MetaState, t: TokenRecord): MetaResult {
+  const tokens = (s.tokens ??= []);
+  if (tokens.some((x) => x.name === t.name)) return { code: 'conflict', message: `a token named "${t.name}" exists: revoke it first, or choose another name` };
+  if (tokens.length >= MAX_TOKENS) return { code: 'conflict', message: `the cluster holds ${MAX_TOKENS} tokens, the most it keeps: revoke some first` };
+  tokens.push({ ...t, caches: t.caches === null ? null : [...t.caches] });
+  tokens.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  s.tokensRequired = true;
+  return { code: 'ok', changed: true };
 }

@@ -11,6 +11,10 @@ const STATUS = {
   node_full: 507,
   /** A client holds as many connections or event streams as one client may. */
   too_many_requests: 429,
+  /** No valid token where tokens are demanded (API.md "Security"). */
+  unauthenticated: 401,
+  /** A valid token, outside its role or its caches. */
+  forbidden: 403,
   unavailable: 503,
   /** This node is no longer a member of the cluster; any other member answers. */
   node_removed: 503,

@@ -29,6 +29,10 @@ export interface PutRequest extends ItemRef {
   unlock: boolean;
 }
 
+import type { AccessMode } from './access.js';
+import type { Principal, Role } from './tokens.js';
+export type { AccessMode, Principal, Role };
+
 // The settings and statistics of a cache are the state machine's own types.
 import type { CacheSettings, CacheStats, ItemRecord } from '../cache/index.js';
 export type { CacheSettings, CacheStats };
@@ -92,4 +96,14 @@ export interface CacheService {
   metrics(): string;
   /** Counts an answered HTTP request (route is the route pattern, not the URL). */
   observeRequest(method: string, route: string, status: number): void;
+  /** Whether requests need a token here, and whether this node can verify one yet. */
+  accessMode(): AccessMode;
+  /** The token whose secret this is, or null. */
+  authenticate(secret: string): Principal | null;
+  /** Makes a token, replicated to every member; answers its secret, which is stored nowhere. */
+  createToken(t: { name: string; role: Role; caches: string[] | null }): Promise<{ name: string; token: string }>;
+  /** Every token (never a secret), by name. */
+  listTokens(): { name: string; role: Role; caches: string[] | null; createdAt: number }[];
+  /** Revokes a token on every member (404 not_found when there is none of that name). */
+  revokeToken(name: string): Promise<void>;
 }

@@ -33,6 +33,11 @@ import { NodeMemory, defaultMaxMemoryBytes } from './memory-cap.js';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, errorResponse, responseError } from './requests.js';
 import type { NodeRequest, NodeResponse, Ref } from './requests.js';
 import type { CacheService, CacheStats, ClusterView, Consistency, ItemRef, ItemView, PutRequest } from './service.js';
+import { AccessControl } from './access.js';
+import type { AccessMode } from './access.js';
+import { readOrCreateAdminSecret } from './admin-token-file.js';
+import { generateSecret, hashSecret } from './tokens.js';
+import type { Principal, Role } from './tokens.js';
 
 export interface VeloNodeOptions {
   id: NodeId;
@@ -85,6 +90,12 @@ export interface VeloNodeOptions {
   maxMemoryBytes?: number;
   /** Structured logs (pino, as Fastify's); silent if absent. */
   logger?: Logger;
+  /**
+   * The file holding the secret of the cluster's first admin token (created,
+   * 0600, when missing): this node demands tokens, proposes that one into the
+   * metadata once, and sends it when it joins through --join.
+   */
+  adminTokenFile?: string;
   /**
    * Strong reads at a partition's leader served from its lease (thesis
    * §6.4.1) instead of a heartbeat round each batch; default true. The lease
@@ -203,13 +214,14 @@ function failure(r: { code: string; message: string }): VeloError {
 
 export class VeloNode implements CacheService {
   readonly id: NodeId;
-  private readonly o: Required<Omit<VeloNodeOptions, 'logger'>>;
+  private readonly o: Required<Omit<VeloNodeOptions, 'logger' | 'adminTokenFile'>>;
   private readonly log: Logger;
   /** The cluster's membership and target placement, as this node's replica of the metadata group has it. */
   private readonly meta: ClusterMeta;
   private readonly throttle: SnapshotThrottle;
   private readonly memory: NodeMemory;
   private readonly membership: Membership;
+  private readonly access: AccessControl;
   /** Leaders learned from other nodes' answers, for partitions this node holds no replica of. */
   private readonly leaderHints = new Map<number, NodeId>();
   /**
@@ -261,7 +273,7 @@ export class VeloNode implements CacheService {
     },
   };
 
-  private constructor(opts: VeloNodeOptions, memberId: string, transport: Transport, private readonly store: LevelStore | null) {
+  private constructor(opts: VeloNodeOptions, memberId: string, transport: Transport, private readonly store: LevelStore | null, private readonly adminSecret: string | null) {
     this.id = opts.id;
     const { logger, ...rest } = opts;
     this.o = { ...DEFAULTS, ...rest } as VeloNode['o'];
@@ -286,6 +298,7 @@ export class VeloNode implements CacheService {
       dropGroup: (p) => this.dropGroup(p),
       schedule: () => this.loop.schedule(),
     });
+    this.access = new AccessControl({ meta: this.meta, log: this.log, adminSecret, command: (c) => this.membership.command(c) });
     this.transport = transport;
     this.httpOf.set(this.id, opts.http);
     this.peerAddrs = new Map([...opts.peers].filter(([id]) => id !== opts.id));
@@ -313,6 +326,9 @@ export class VeloNode implements CacheService {
     if (opts.join && opts.peers.size !== 1) throw new Error('a joining node learns its peers from the cluster: give --join without --peers');
     for (const id of opts.peers.keys()) if (id.includes('@') || id.length === 0) throw new Error(`bad node id "${id}": ids are non-empty and have no "@"`);
     const [host, port] = splitHostPort(opts.raft);
+    const admin = opts.adminTokenFile ? await readOrCreateAdminSecret(opts.adminTokenFile) : null;
+    // The path, never the secret: logs are read by more people than the file.
+    if (admin?.created) opts.logger?.info({ file: opts.adminTokenFile }, `generated an admin token into ${opts.adminTokenFile} (readable by its owner only)`);
     const store = opts.dataDir ? await LevelStore.open(opts.dataDir, { clusterId: opts.clusterId ?? DEFAULTS.clusterId, nodeId: opts.id }) : null;
     const transport = new Transport({
       clusterId: opts.clusterId ?? DEFAULTS.clusterId,
@@ -323,7 +339,7 @@ export class VeloNode implements CacheService {
       peers: new Map([...opts.peers].filter(([id]) => id !== opts.id)),
       log: (line) => (opts.logger ?? pino({ level: 'silent' })).info({ component: 'transport' }, line),
     });
-    const node = new VeloNode(opts, opts.id, transport, store);
+    const node = new VeloNode(opts, opts.id, transport, store, admin?.secret ?? null);
     transport.onRaftMessages((from, batch) => node.onRaftMessages(from, batch));
     transport.onRequest((from, payload) => node.onPeerRequest(from, payload));
     try {
@@ -366,7 +382,10 @@ export class VeloNode implements CacheService {
     let last = '';
     while (!this.closed) {
       try {
-        const res = await fetch(`${base}/v1/cluster/members`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(this.o.requestTimeoutMs + 1000) });
+        const headers: Record<string, string> = { 'content-type': 'application/json' };
+        // A cluster that demands tokens lets only an admin add a member.
+        if (this.adminSecret !== null) headers.authorization = `Bearer ${this.adminSecret}`;
+        const res = await fetch(`${base}/v1/cluster/members`, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.o.requestTimeoutMs + 1000) });
         const out = (await res.json()) as { error?: { code: string; message: string }; members?: MemberRecord[]; partitions?: number; replicas?: number };
         if (res.ok && out.members && out.partitions && out.replicas) {
           this.o.partitions = out.partitions;
@@ -927,6 +946,7 @@ export class VeloNode implements CacheService {
     }
     for (const [id, e] of this.exports) if (e.expiresAt !== 0 && e.expiresAt <= now) this.exports.delete(id);
     this.exchangeMemory();
+    if (this.started && !this.closed) this.access.tick(now);
     if (--this.reconcileCountdown > 0) return;
     this.reconcileCountdown = Math.max(1, Math.round(200 / this.o.tickMs));
     const s = this.meta.state;
@@ -1436,6 +1456,31 @@ export class VeloNode implements CacheService {
       metadata: meta && metaConf ? { leader: meta.leader ? nodeOfMember(meta.leader) : null, term: meta.term, voters: metaConf.voters, learners: metaConf.learners } : null,
       rebalance: { balanced: s !== null && movesInFlight === 0 && movesPending === 0, movesInFlight, movesPending, maxConcurrentMoves: this.o.maxConcurrentMoves, moveBytesPerSecond: this.o.moveBytesPerSecond },
     };
+  }
+
+  // ---------------------------------------------------------------- access tokens
+
+  accessMode(): AccessMode {
+    return this.access.mode();
+  }
+
+  authenticate(secret: string): Principal | null {
+    return this.access.authenticate(secret);
+  }
+
+  /** A new token: its secret is made here, only its hash is proposed; the secret is answered once and kept nowhere. */
+  async createToken(t: { name: string; role: Role; caches: string[] | null }): Promise<{ name: string; token: string }> {
+    const token = generateSecret();
+    await this.membership.command({ type: 'addToken', name: t.name, role: t.role, caches: t.caches, hash: hashSecret(token), createdAt: Date.now() });
+    return { name: t.name, token };
+  }
+
+  listTokens(): { name: string; role: Role; caches: string[] | null; createdAt: number }[] {
+    return this.access.tokens().map((t) => ({ name: t.name, role: t.role, caches: t.caches, createdAt: t.createdAt }));
+  }
+
+  async revokeToken(name: string): Promise<void> {
+    await this.membership.command({ type: 'revokeToken', name });
   }
 
   notReady(): { code: 'unavailable' | 'node_removed'; message: string } | null {

@@ -14,10 +14,10 @@ export interface Served {
   close(): Promise<void>;
 }
 
-export async function serveNode(opts: { maxValueBytes: number; partitions?: number } & Partial<Pick<VeloNodeOptions, 'eventLogCapacity' | 'maxMemoryBytes'>>): Promise<Served> {
-  const { maxValueBytes, partitions = 4, ...rest } = opts;
+export async function serveNode(opts: { maxValueBytes: number; partitions?: number; metricsPublic?: boolean } & Partial<Pick<VeloNodeOptions, 'eventLogCapacity' | 'maxMemoryBytes' | 'adminTokenFile'>>): Promise<Served> {
+  const { maxValueBytes, partitions = 4, metricsPublic, ...rest } = opts;
   const node = await VeloNode.start({ id: 'n1', http: '127.0.0.1:0', raft: '127.0.0.1:0', peers: new Map([['n1', '127.0.0.1:0']]), partitions, tickMs: 10, ...rest });
-  const app = await buildServer({ service: node, maxValueBytes });
+  const app = await buildServer({ service: node, maxValueBytes, ...(metricsPublic === undefined ? {} : { metricsPublic }) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   for (let i = 0; i < 1000 && node.notReady() !== null; i++) await new Promise((r) => setTimeout(r, 10));
   if (node.notReady() !== null) throw new Error('the node did not elect its partitions’ leaders within 10 s');
