@@ -36,6 +36,8 @@ export interface BackupOptions {
   concurrency?: number;
   signal?: AbortSignal;
   onProgress?: ProgressSink;
+  /** Sent as `Authorization: Bearer` where the cluster demands tokens (an export needs the admin role). */
+  token?: string | null;
 }
 
 export interface BackupSummary {
@@ -67,6 +69,17 @@ export interface RequestOptions {
   attempts?: number;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** A bearer token for every try. */
+  token?: string | null;
+}
+
+/** What the helpers below pass on to each request: its abort signal and its token. */
+export type RequestContext = Pick<RequestOptions, 'signal' | 'token'>;
+
+/** `init` with the token's Authorization header added, when there is one. */
+export function withToken(init: RequestInit, token: string | null | undefined): RequestInit {
+  if (token === null || token === undefined) return init;
+  return { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${token}` } };
 }
 
 const RETRY_BASE_MS = 200;
@@ -130,7 +143,7 @@ export async function requestWithRetry<T>(base: string, path: string, init: Requ
     if (attempt > 0) await pause(backoffMs(attempt - 1, last instanceof RetryAfter ? last.retryAfter : null), opts.signal);
     const signal = opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
     try {
-      const res = await fetch(`${base}${path}`, { ...init, signal });
+      const res = await fetch(`${base}${path}`, { ...withToken(init, opts.token), signal });
       if (res.ok) return await read(res);
       const why = await describeError(res);
       if (res.status === 503 || res.status === 504) {
@@ -178,15 +191,15 @@ interface ClusterView {
   partitions: { id: number; replicas: string[]; leader: string | null }[];
 }
 
-export async function clusterView(base: string, signal?: AbortSignal): Promise<ClusterView> {
-  const v = await requestWithRetry(base, '/v1/cluster', {}, (r) => r.json() as Promise<ClusterView>, { attempts: 3, timeoutMs: 10_000, signal });
+export async function clusterView(base: string, ctx: RequestContext = {}): Promise<ClusterView> {
+  const v = await requestWithRetry(base, '/v1/cluster', {}, (r) => r.json() as Promise<ClusterView>, { attempts: 3, timeoutMs: 10_000, ...ctx });
   if (!Array.isArray(v?.partitions) || !Array.isArray(v.members) || v.partitions.length === 0) throw new Error(`${base}/v1/cluster did not describe a cluster`);
   return v;
 }
 
 // ------------------------------------------------------------ backup
 
-async function fetchExport(base: string, partition: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; decoded: PartitionExport }> {
+async function fetchExport(base: string, partition: number, ctx: RequestContext): Promise<{ bytes: Uint8Array; decoded: PartitionExport }> {
   const path = `/v1/admin/partitions/${partition}/export`;
   return requestWithRetry(
     base,
@@ -212,7 +225,7 @@ async function fetchExport(base: string, partition: number, signal?: AbortSignal
       return { bytes, decoded };
     },
     // A big partition takes a while to encode and send; a dead leader is still noticed by the retry of a 503.
-    { timeoutMs: 10 * 60_000, signal },
+    { timeoutMs: 10 * 60_000, ...ctx },
   );
 }
 
@@ -241,7 +254,8 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
   const started = performance.now();
   // Taken before any export is requested: each export holds every write committed before its request.
   const createdAt = new Date().toISOString();
-  const view = await clusterView(base, opts.signal);
+  const ctx: RequestContext = { signal: opts.signal, token: opts.token ?? null };
+  const view = await clusterView(base, ctx);
   const partitions = view.partitions.map((p) => p.id);
   const shape: ClusterShape = {
     partitions: partitions.length,
@@ -256,7 +270,7 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
   try {
     report();
     await eachLimited(partitions, opts.concurrency ?? 2, async (p) => {
-      const { bytes, decoded } = await fetchExport(base, p, opts.signal);
+      const { bytes, decoded } = await fetchExport(base, p, ctx);
       await writer.addPartition(bytes, decoded);
       // Only the catalog is kept: the items are on disk now.
       catalogs.push({ caches: decoded.caches });

@@ -12,6 +12,7 @@ import type { CacheSettings, ItemRecord } from '../src/cache/index.js';
 import { SECTION_OVERHEAD_BYTES, openFileSource, readSection, verifyBackup } from './backup-file.js';
 import type { BackupHeader } from './backup-file.js';
 import { backoffMs, baseUrl, pause, requestWithRetry } from './backup.js';
+import type { RequestContext } from './backup.js';
 import type { ProgressSink } from './backup.js';
 
 export const RECORDS_CONTENT_TYPE = 'application/x-velo-records';
@@ -35,6 +36,8 @@ export interface RestoreOptions {
   inFlight?: number;
   signal?: AbortSignal;
   onProgress?: ProgressSink;
+  /** Sent as `Authorization: Bearer` where the cluster demands tokens (a load needs the admin role). */
+  token?: string | null;
   /** The clock that decides which items have already expired. */
   now?: () => number;
 }
@@ -83,23 +86,23 @@ async function jsonOf<T>(res: Response): Promise<T> {
 }
 
 /** Names the first cache that holds items: a restore merges into a non-empty cluster only when asked to. */
-async function checkEmpty(base: string, signal?: AbortSignal): Promise<void> {
-  const { caches } = await requestWithRetry(base, '/v1/caches', {}, jsonOf<{ caches: { name: string }[] }>, { signal });
+async function checkEmpty(base: string, ctx: RequestContext): Promise<void> {
+  const { caches } = await requestWithRetry(base, '/v1/caches', {}, jsonOf<{ caches: { name: string }[] }>, ctx);
   for (const c of caches) {
-    const stats = await requestWithRetry(base, `/v1/caches/${encodeURIComponent(c.name)}/stats`, {}, jsonOf<{ items: number }>, { signal });
+    const stats = await requestWithRetry(base, `/v1/caches/${encodeURIComponent(c.name)}/stats`, {}, jsonOf<{ items: number }>, ctx);
     if (stats.items > 0) {
       throw new RestoreRefusedError(`the target cluster is not empty: cache "${c.name}" holds ${stats.items} item(s); restore into an empty cluster, or pass --overwrite to write the backup over what is there`);
     }
   }
 }
 
-async function putCache(base: string, name: string, settings: CacheSettings, signal?: AbortSignal): Promise<void> {
+async function putCache(base: string, name: string, settings: CacheSettings, ctx: RequestContext): Promise<void> {
   await requestWithRetry(
     base,
     `/v1/caches/${encodeURIComponent(name)}`,
     { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(settings) },
     async (r) => void (await r.arrayBuffer()),
-    { signal },
+    ctx,
   );
 }
 
@@ -109,20 +112,20 @@ async function putCache(base: string, name: string, settings: CacheSettings, sig
  * then each item the node reports as 'safe' or 'indeterminate'. Returns the
  * items written, those found expired, and the failures that retrying cannot fix.
  */
-async function loadBatch(base: string, batch: ItemRecord[], now: () => number, signal?: AbortSignal): Promise<{ written: number; expired: number; failures: string[] }> {
+async function loadBatch(base: string, batch: ItemRecord[], now: () => number, ctx: RequestContext): Promise<{ written: number; expired: number; failures: string[] }> {
   let pending = batch;
   let written = 0;
   let expired = 0;
   const failures: string[] = [];
   for (let attempt = 0; pending.length > 0; attempt++) {
-    if (attempt > 0) await pause(backoffMs(attempt - 1), signal);
+    if (attempt > 0) await pause(backoffMs(attempt - 1), ctx.signal);
     const body = encodeRecords(pending);
     const out = await requestWithRetry(
       base,
       '/v1/admin/load',
       { method: 'POST', headers: { 'content-type': RECORDS_CONTENT_TYPE }, body: body as Uint8Array<ArrayBuffer> },
       jsonOf<{ written: number; failed: LoadFailure[] }>,
-      { signal, timeoutMs: 120_000 },
+      { ...ctx, timeoutMs: 120_000 },
     );
     written += out.written;
     const again: ItemRecord[] = [];
@@ -159,14 +162,14 @@ class Loader {
     private readonly base: string,
     private readonly inFlight: number,
     private readonly now: () => number,
-    private readonly signal: AbortSignal | undefined,
+    private readonly ctx: RequestContext,
     private readonly onAnswered: (batch: ItemRecord[]) => void,
   ) {}
 
   async send(batch: ItemRecord[]): Promise<void> {
     while (this.running.size >= this.inFlight) await Promise.race(this.running);
     if (this.firstError) throw this.firstError.e;
-    const p: Promise<void> = loadBatch(this.base, batch, this.now, this.signal)
+    const p: Promise<void> = loadBatch(this.base, batch, this.now, this.ctx)
       .then((r) => {
         this.written += r.written;
         this.expired += r.expired;
@@ -221,8 +224,9 @@ export async function restore(opts: RestoreOptions): Promise<RestoreSummary> {
     const sections = header.partitions;
 
     // 2. The target: empty unless told otherwise; then the backup's caches, with their settings, before their items.
-    if (!opts.overwrite) await checkEmpty(base, signal);
-    for (const c of header.caches) await putCache(base, c.name, c.settings, signal);
+    const ctx: RequestContext = { signal, token: opts.token ?? null };
+    if (!opts.overwrite) await checkEmpty(base, ctx);
+    for (const c of header.caches) await putCache(base, c.name, c.settings, ctx);
 
     // 3. The items, one section at a time. Progress counts a section's bytes
     // in proportion to its items answered (or skipped as expired).
@@ -241,7 +245,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreSummary> {
       }
       report();
     };
-    const loader = new Loader(base, opts.inFlight ?? 4, now, signal, (batch) => {
+    const loader = new Loader(base, opts.inFlight ?? 4, now, ctx, (batch) => {
       const i = sectionOf.get(batch)!;
       sectionOf.delete(batch);
       bytesDone += perItemBytes[i]! * batch.length;

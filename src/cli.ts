@@ -8,6 +8,7 @@ import { del, get, put } from './cli/client.js';
 import { demo } from './cli/demo.js';
 import { start } from './cli/start.js';
 import { removeNode, status } from './cli/status.js';
+import { token } from './cli/token.js';
 
 export { CliError, UsageError } from './cli/args.js';
 export { parseStartFlags } from './cli/start.js';
@@ -20,6 +21,7 @@ export const USAGE = `usage:
              [--data-dir DIR] [--snapshot-entries N] [--snapshot-bytes N]
              [--join URL] [--max-moves N] [--move-bytes-per-sec N] [--replace-after-ms N]
              [--on-removed exit|wait] [--max-memory BYTES]
+             [--admin-token-file FILE] [--metrics-public]
   velo demo  [--nodes N] [--base-port P] [--log-level LEVEL]
   velo put   KEY [VALUE|-] [--cache C] [--region R] [--ttl-ms N] [--content-type T] [--url URL]
   velo get   KEY [--cache C] [--region R] [--local] [--url URL]
@@ -28,6 +30,10 @@ export const USAGE = `usage:
   velo restore --from FILE [--cluster URL] [--overwrite]
   velo status  [--cluster URL] [--json]
   velo remove-node ID [--cluster URL] [--force] [--no-wait]
+  velo token create NAME --role read|write|admin [--caches C,P*,...] [--out FILE] [--cluster URL]
+  velo token list [--json] [--cluster URL]
+  velo token revoke NAME [--cluster URL]
+  Every verb but start and demo takes [--token-file FILE] (else VELO_TOKEN).
 
 start  runs one node until Ctrl-C; with no flags a single in-memory node "n1",
        HTTP on 127.0.0.1:7070, raft on 127.0.0.1:7170. It prints one line when
@@ -48,6 +54,10 @@ start  runs one node until Ctrl-C; with no flags a single in-memory node "n1",
        node's replicas may hold; a write that would pass it on any replica's
        node answers 507 node_full (a cache with eviction lru evicts instead).
        Default: half the machine's memory less 256 MiB, shown when it serves.
+       --admin-token-file FILE: every route but /healthz and /readyz needs
+       a token (Authorization: Bearer); FILE holds the cluster's first admin
+       token, generated there (mode 0600) when missing, and is sent when the
+       node joins with --join. --metrics-public: /metrics needs none.
 demo   runs N in-memory nodes (default 3, at most 9) as child processes: HTTP on
        127.0.0.1:P, P+1, ..., raft on P+100, P+101, ... (default P=7001, logs
        at warn), until Ctrl-C.
@@ -77,6 +87,14 @@ remove-node  drains member ID: its replicas move to the others (one safe raft
          bar (stderr) until ID is removed, unless --no-wait; Ctrl-C stops the
          waiting only (exit 130), the drain goes on.
 
+token    create: a token of the role, limited to the caches given (names, or
+         prefixes ending in *; default every cache); prints its secret, shown
+         this once (or writes it to FILE, mode 0600, with --out). list: names,
+         roles, caches, creation times (never secrets). revoke: on every
+         member within a second. Each needs an admin token.
+--token-file FILE (or the environment's VELO_TOKEN): the token sent, where
+         the cluster demands tokens (velo start --admin-token-file).
+
 Exit status: 0 done, 1 failed (not found, an error answer, unreachable node,
 port in use, a corrupt backup, a refused restore or removal), 2 bad command
 line, 130 remove-node interrupted while waiting.`;
@@ -91,6 +109,7 @@ const VERBS: Record<string, (argv: string[]) => Promise<number>> = {
   restore,
   status,
   'remove-node': removeNode,
+  token,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -102,7 +121,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    if (verb === undefined) throw new UsageError('missing command: start, demo, put, get, del, backup, restore, status or remove-node');
+    if (verb === undefined) throw new UsageError('missing command: start, demo, put, get, del, backup, restore, status, remove-node or token');
     const run = Object.hasOwn(VERBS, verb) ? VERBS[verb]! : undefined;
     if (!run) throw new UsageError(`unknown command "${verb}"`);
     return await run(rest);

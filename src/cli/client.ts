@@ -1,6 +1,7 @@
 // `velo put|get|del`: one item over the HTTP API (API.md "Items").
 
 import { CliError, UsageError, parseArgs } from './args.js';
+import { TOKEN_FLAG, authHeader, tokenOf } from './credentials.js';
 
 const DEFAULT_URL = 'http://127.0.0.1:7070';
 const TIMEOUT_MS = 30_000;
@@ -12,10 +13,11 @@ interface Item {
   key: string;
   flags: Map<string, string>;
   args: string[];
+  token: string | null;
 }
 
 function parseItem(verb: string, argv: string[], extra: Record<string, 'value' | 'switch'>, maxArgs: number): Item {
-  const { flags, args } = parseArgs(argv, { cache: 'value', region: 'value', url: 'value', ...extra }, maxArgs);
+  const { flags, args } = parseArgs(argv, { cache: 'value', region: 'value', url: 'value', ...TOKEN_FLAG, ...extra }, maxArgs);
   const key = args[0];
   if (key === undefined || key === '') throw new UsageError(`${verb} needs a KEY`);
   for (const f of ['cache', 'region'] as const) if (flags.get(f) === '') throw new UsageError(`--${f} must not be empty`);
@@ -27,7 +29,7 @@ function parseItem(verb: string, argv: string[], extra: Record<string, 'value' |
     throw new UsageError(`--url must be like http://127.0.0.1:7070, got "${url}"`);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`--url must start with http:// or https://, got "${url}"`);
-  return { base: url.replace(/\/+$/, ''), cache: flags.get('cache') ?? 'default', region: flags.get('region') ?? null, key, flags, args };
+  return { base: url.replace(/\/+$/, ''), cache: flags.get('cache') ?? 'default', region: flags.get('region') ?? null, key, flags, args, token: tokenOf(flags) };
 }
 
 function itemUrl(it: Item, query = ''): string {
@@ -42,7 +44,7 @@ function describe(it: Item): string {
 async function call(it: Item, init: RequestInit, query?: string): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(itemUrl(it, query), { ...init, signal: AbortSignal.timeout(TIMEOUT_MS) });
+    res = await fetch(itemUrl(it, query), { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...authHeader(it.token) }, signal: AbortSignal.timeout(TIMEOUT_MS) });
   } catch (e) {
     const err = e as Error & { cause?: { code?: string; message?: string } };
     if (err.name === 'TimeoutError') throw new CliError(`no answer from ${it.base} within ${TIMEOUT_MS / 1000} s`);

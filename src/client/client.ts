@@ -35,6 +35,8 @@ export interface VeloClientOptions {
    * backend built from `nodes`; a given `backend` keeps its own deadlines.
    */
   timeoutMs?: number;
+  /** The token sent to a cluster that demands one (`Authorization: Bearer`); with `nodes` only. */
+  token?: string;
 }
 
 export interface Item<T> {
@@ -111,7 +113,8 @@ export class VeloClient {
     const nc = opts.nearCache;
     if (nc !== undefined && typeof nc !== 'boolean' && (typeof nc !== 'object' || nc === null)) throw new TypeError('nearCache must be true, false or { maxItems, maxBytes }');
     if (opts.nodes !== undefined && !Array.isArray(opts.nodes)) throw new TypeError('nodes must be an array of HTTP addresses');
-    this.backend = opts.backend ?? new HttpBackend({ nodes: opts.nodes!, timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
+    if (opts.token !== undefined && opts.backend !== undefined) throw new TypeError('token goes with nodes: a given backend brings its own credentials');
+    this.backend = opts.backend ?? new HttpBackend({ nodes: opts.nodes!, timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, ...(opts.token !== undefined ? { token: opts.token } : {}) });
     this.serializer = s ?? defaultSerializer;
     this.consistency = opts.consistency ?? 'strong';
     this.near = nc === undefined || nc === false ? null : new NearCache(this.backend, nc === true ? {} : nc);

@@ -48,6 +48,10 @@ export class IndeterminateError extends VeloClientError {
 }
 /** The event stream cannot resume after the given position: the partition no longer holds that history. */
 export class HistoryLostError extends VeloClientError {}
+/** The cluster demands a token and none valid was sent (401): give the client option `token`. */
+export class UnauthenticatedError extends VeloClientError {}
+/** The token is valid but its role or its caches do not cover the operation (403). */
+export class ForbiddenError extends VeloClientError {}
 /** The server failed (500), or answered something this client cannot read. */
 export class InternalError extends VeloClientError {}
 
@@ -63,6 +67,8 @@ const BY_CODE: Record<string, new (code: string, message: string, status: number
   unavailable: UnavailableError,
   timeout: UnavailableError,
   history_lost: HistoryLostError,
+  unauthenticated: UnauthenticatedError,
+  forbidden: ForbiddenError,
   internal: InternalError,
 };
 

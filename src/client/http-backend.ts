@@ -39,6 +39,8 @@ export interface HttpBackendOptions {
   timeoutMs?: number;
   /** Kept-alive connections per node, at most. Default 64. */
   connectionsPerNode?: number;
+  /** Sent as `Authorization: Bearer` with every request, where the cluster demands tokens. */
+  token?: string;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -197,6 +199,8 @@ export class HttpBackend implements Backend {
   private readonly timeoutMs: number;
   private readonly connectionsPerNode: number;
   private readonly seeds: string[];
+  /** The Authorization header every request carries (none without a token). */
+  private readonly auth: Record<string, string>;
   private readonly pools = new Map<string, Pool>();
   /** Each event stream has a connection of its own (it lasts). */
   private readonly streams = new Set<Client>();
@@ -211,6 +215,9 @@ export class HttpBackend implements Backend {
   constructor(opts: HttpBackendOptions) {
     if (!opts || !Array.isArray(opts.nodes) || opts.nodes.length === 0) throw new TypeError('HttpBackend needs nodes: the HTTP address of at least one member');
     this.seeds = [...new Set(opts.nodes.map(originOf))];
+    // Printable and without spaces: a token is never allowed to smuggle a second header in.
+    if (opts.token !== undefined && (typeof opts.token !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(opts.token))) throw new TypeError('token must be a string of 1–256 printable characters without spaces');
+    this.auth = opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` };
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!Number.isSafeInteger(this.timeoutMs) || this.timeoutMs <= 0) throw new TypeError(`timeoutMs must be a positive integer (ms), got ${opts.timeoutMs}`);
     this.connectionsPerNode = opts.connectionsPerNode ?? DEFAULT_CONNECTIONS_PER_NODE;
@@ -380,7 +387,7 @@ export class HttpBackend implements Backend {
       this.streams.add(client);
       let opened = false;
       try {
-        const res = await client.request({ method: 'GET', path, headers: { accept: 'text/event-stream', ...(last !== null ? { 'last-event-id': last } : {}) }, signal });
+        const res = await client.request({ method: 'GET', path, headers: { ...this.auth, accept: 'text/event-stream', ...(last !== null ? { 'last-event-id': last } : {}) }, signal });
         if (res.statusCode !== 200) {
           const a: HttpAnswer = { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()), origin };
           // A refusal (bad Last-Event-ID, no such cache) is definite; unavailability is worth another node.
@@ -498,7 +505,7 @@ export class HttpBackend implements Backend {
       const res = await pool.request({
         method: req.method,
         path: req.path,
-        headers: req.headers ?? {},
+        headers: { ...req.headers, ...this.auth },
         body: req.body ?? null,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
