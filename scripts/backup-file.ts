@@ -390,7 +390,8 @@ export class BackupWriter {
     const finalPath = this.sectionsPath.replace(/\.sections$/, '.part');
     try {
       const header = encodeHeader({ format: BACKUP_FORMAT, ...meta, partitions: this.entries });
-      const out = await open(finalPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o644);
+      // A backup holds every value of the cluster: its owner's to read, like the data directory.
+      const out = await open(finalPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600);
       let at = 0;
       try {
         await this.writing;

@@ -12,7 +12,7 @@
 // in-memory logs are then ahead of the disk, so the store refuses every
 // later write and the node must stop (as etcd does on a failed WAL write).
 
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
 import { FORMAT_VERSION, META_KEY, Kind, VOTE_RANGE, decodeEntry, decodeHardState, decodeSnapshot, parseKey, parseVoteKey } from './level-codec.js';
@@ -71,6 +71,7 @@ export class LevelStore {
     const db: Db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: !existing });
     try {
       await db.open();
+      await ownerOnly(dir);
     } catch (e) {
       throw new Error(`cannot open data directory ${dir}: ${causes(e)}`, { cause: e });
     }
@@ -194,7 +195,7 @@ async function inspectDir(dir: string): Promise<boolean> {
     isDir = (await stat(dir)).isDirectory();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw refusal(dir, e);
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: DIR_MODE });
     return false;
   }
   if (!isDir) throw new Error(`data directory ${dir} is not a directory`);
@@ -303,6 +304,22 @@ async function loadKeptVotes(db: Db, dir: string): Promise<Map<number, HardState
     throw new Error(`data directory ${dir} is corrupt: ${causes(e)}`, { cause: e });
   }
   return votes;
+}
+
+/**
+ * The data directory holds every cached value: readable by the node's user
+ * only. LevelDB creates its files 0644 less the umask, so the directory is
+ * what keeps later files private (`velo start` also sets the umask to 077);
+ * files an earlier run left looser are tightened here.
+ */
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+
+async function ownerOnly(dir: string): Promise<void> {
+  await chmod(dir, DIR_MODE);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.isFile()) await chmod(path.join(dir, entry.name), FILE_MODE);
+  }
 }
 
 function refusal(dir: string, e: unknown): Error {

@@ -206,6 +206,8 @@ export const EXIT_REMOVED = 3;
  */
 export async function start(argv: string[]): Promise<number> {
   const flags = parseStartFlags(argv);
+  // Whatever this process creates (LevelDB's files under --data-dir among them) is its user's alone.
+  process.umask(0o077);
   await checkFree(flags.http, '--http');
   await checkFree(flags.raft, '--raft');
   const logger = pino({ level: flags.logLevel, base: { node: flags.id } }, pino.destination(2));

@@ -1,7 +1,7 @@
 // The backup file format: what is written reads back the same, and a file
 // that is truncated, corrupt in any byte or followed by anything is refused
 // with a message that says what is wrong — before a restore writes anything.
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -137,6 +137,22 @@ describe('round trip', () => {
     } finally {
       await src.close();
     }
+  });
+
+  test('the backup and its temporary file are readable by their owner only (0600), even under umask 0', async () => {
+    const target = join(dir, 'private.velo');
+    const umask = process.umask(0);
+    try {
+      const w = await BackupWriter.create(target);
+      await w.addPartition(exportBytes[0]!, exports[0]!);
+      const temporary = (await readdir(dir)).filter((f) => f.includes('private') && f.endsWith('.sections'));
+      expect(temporary.length).toBe(1);
+      expect((await stat(join(dir, temporary[0]!))).mode & 0o777).toBe(0o600);
+      await w.finish(meta);
+    } finally {
+      process.umask(umask);
+    }
+    expect((await stat(target)).mode & 0o777).toBe(0o600);
   });
 
   test('an aborted writer leaves neither the target nor a temporary file, and an existing target untouched', async () => {

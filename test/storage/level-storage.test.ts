@@ -4,7 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import { cpSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
 import { describe, expect, test, vi } from 'vitest';
@@ -273,5 +273,32 @@ describe('level store refuses a directory that is not its own', () => {
       expect(s.groupIds()).toEqual([]);
       expect(s.identity).toEqual({ clusterId: 'c', nodeId: 'n1' });
     }
+  });
+});
+
+describe('the data directory is its owner’s alone', () => {
+  const mode = async (p: string) => ((await stat(p)).mode & 0o777).toString(8);
+
+  test('a missing one is created 0700 even under umask 0', async () => {
+    const dir = path.join(await tempDir(), 'new');
+    const umask = process.umask(0);
+    try {
+      await openStore(dir);
+    } finally {
+      process.umask(umask);
+    }
+    expect(await mode(dir)).toBe('700');
+  });
+
+  test('an existing one left readable by others, and its files, are tightened to 0700 and 0600 on open', async () => {
+    const dir = await tempDir();
+    await (await LevelStore.open(dir, { clusterId: 'c', nodeId: 'n1' })).close();
+    await chmod(dir, 0o755);
+    for (const n of await readdir(dir)) await chmod(path.join(dir, n), 0o644);
+    await openStore(dir);
+    expect(await mode(dir)).toBe('700');
+    const names = await readdir(dir);
+    expect(names).toContain('CURRENT');
+    for (const n of names) expect({ n, mode: await mode(path.join(dir, n)) }).toEqual({ n, mode: '600' });
   });
 });
