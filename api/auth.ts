@@ -92,6 +92,27 @@ export function installAuth(app: FastifyInstance, service: Pick<CacheService, 'a
   });
 }
 
+/** How often a long-lived answer (an event stream) checks that the token that opened it still holds. */
+export const TOKEN_RECHECK_MS = 250;
+
+/**
+ * For answers that outlive their request (event streams): calls `onRevoked`
+ * once the token that opened it is no longer valid, so that a revocation
+ * ends the streams it opened too, within the second API.md promises.
+ * Returns the function that stops watching.
+ */
+export function watchToken(req: FastifyRequest, service: Pick<CacheService, 'authenticate'>, onRevoked: () => void): () => void {
+  const secret = req.auth === null ? undefined : /^Bearer +([^\s]+) *$/i.exec(req.headers.authorization ?? '')?.[1];
+  if (secret === undefined) return () => {};
+  const timer = setInterval(() => {
+    if (service.authenticate(secret) !== null) return;
+    clearInterval(timer);
+    onRevoked();
+  }, TOKEN_RECHECK_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** Null when the request's token grants `p` (and req.auth is set); else the error to answer. */
 function check(req: FastifyRequest, reply: FastifyReply, service: Pick<CacheService, 'authenticate'>, p: Exclude<Permission, 'public'>): VeloError | null {
   const header = req.headers.authorization;

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { CacheService } from '../src/node/service.js';
 import { VeloError } from '../src/node/errors.js';
 import { checkName } from './names.js';
-import { PERMIT } from './auth.js';
+import { PERMIT, watchToken } from './auth.js';
 
 const query = { type: 'object', additionalProperties: false, properties: { region: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 } } } as const;
 const params = { type: 'object', required: ['cache'], properties: { cache: { type: 'string', minLength: 1 } } } as const;
@@ -44,8 +44,13 @@ export async function eventRoutes(app: FastifyInstance, opts: { service: CacheSe
     start();
     const keepalive = setInterval(() => raw.write(': keepalive\n\n'), KEEPALIVE_MS);
     keepalive.unref();
+    const unwatch = watchToken(req, opts.service, () => {
+      raw.write(`event: error\ndata: ${JSON.stringify({ error: { code: 'unauthenticated', message: 'the token of this stream was revoked' } })}\n\n`);
+      raw.end();
+    });
     req.raw.on('close', () => {
       clearInterval(keepalive);
+      unwatch();
       stop();
     });
   });

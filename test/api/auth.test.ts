@@ -259,6 +259,36 @@ describe('the token routes', () => {
     expect((await call('DELETE', '/v1/admin/tokens/short-lived', admin)).status).toBe(404);
   });
 
+  test('revoking a token ends the event streams it opened, with an unauthenticated error event, within a second', async () => {
+    const t = await makeToken('streamer', 'read');
+    const ctrl = new AbortController();
+    const res = await fetch(`${s.base}/v1/caches/default/events`, { headers: { authorization: `Bearer ${t}` }, signal: ctrl.signal });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    let text = '';
+    const ended = (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        text += new TextDecoder().decode(value);
+      }
+    })();
+    // The stream delivers while the token holds...
+    expect((await call('PUT', '/v1/caches/default/items/streamed', admin, 'x', 'text/plain')).status).toBe(201);
+    for (let i = 0; i < 500 && !text.includes('"key":"streamed"'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(text).toContain('"key":"streamed"');
+    expect((await call('DELETE', '/v1/admin/tokens/streamer', admin)).status).toBe(204);
+    const revokedAt = performance.now();
+    // A bound, not a synchronisation: a stream that outlives its token fails here instead of hanging.
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([ended, new Promise((_, reject) => (bound = setTimeout(() => reject(new Error('the stream outlived its revoked token by 3 s')), 3000)))]).finally(() => {
+      clearTimeout(bound);
+      ctrl.abort();
+    });
+    expect(performance.now() - revokedAt).toBeLessThan(1000);
+    expect(text).toMatch(/event: error\ndata: \{"error":\{"code":"unauthenticated"/);
+  });
+
   test('malformed Authorization headers answer 401', async () => {
     for (const h of ['Basic abc', `Bearer`, `Bearer ${admin} extra`, `Token ${admin}`, `Bearer ${'x'.repeat(400)}`]) {
       const res = await fetch(`${s.base}/v1/caches`, { headers: { authorization: h } });
