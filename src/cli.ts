@@ -6,6 +6,7 @@ import { CliError, UsageError } from './cli/args.js';
 import { backup, restore } from './cli/backup.js';
 import { del, get, put } from './cli/client.js';
 import { demo } from './cli/demo.js';
+import { certs } from './cli/certs.js';
 import { start } from './cli/start.js';
 import { removeNode, status } from './cli/status.js';
 import { token } from './cli/token.js';
@@ -22,7 +23,9 @@ export const USAGE = `usage:
              [--join URL] [--max-moves N] [--move-bytes-per-sec N] [--replace-after-ms N]
              [--on-removed exit|wait] [--max-memory BYTES]
              [--admin-token-file FILE] [--metrics-public]
+             [--peer-ca FILE --peer-cert FILE --peer-key FILE]
   velo demo  [--nodes N] [--base-port P] [--log-level LEVEL]
+  velo certs --out DIR --nodes ID,... [--hosts H,...] [--clients NAME,...]
   velo put   KEY [VALUE|-] [--cache C] [--region R] [--ttl-ms N] [--content-type T] [--url URL]
   velo get   KEY [--cache C] [--region R] [--local] [--url URL]
   velo del   KEY [--cache C] [--region R] [--url URL]
@@ -58,6 +61,13 @@ start  runs one node until Ctrl-C; with no flags a single in-memory node "n1",
        a token (Authorization: Bearer); FILE holds the cluster's first admin
        token, generated there (mode 0600) when missing, and is sent when the
        node joins with --join. --metrics-public: /metrics needs none.
+       --peer-ca FILE --peer-cert FILE --peer-key FILE: mutual TLS 1.3 on the
+       raft port; the certificate must name --id (velo certs makes them).
+certs  makes a CA (ca.crt, ca.key) in DIR, or signs with the one there, and
+       for each node ID.crt + ID.key (serverAuth and clientAuth, for the raft
+       port and HTTPS; SANs: the node id and --hosts, default
+       127.0.0.1,localhost), for each client client-NAME.crt + .key. Keys are
+       written 0600; an existing file is never overwritten.
 demo   runs N in-memory nodes (default 3, at most 9) as child processes: HTTP on
        127.0.0.1:P, P+1, ..., raft on P+100, P+101, ... (default P=7001, logs
        at warn), until Ctrl-C.
@@ -102,6 +112,7 @@ line, 130 remove-node interrupted while waiting.`;
 const VERBS: Record<string, (argv: string[]) => Promise<number>> = {
   start,
   demo,
+  certs,
   put,
   get,
   del,
@@ -121,7 +132,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    if (verb === undefined) throw new UsageError('missing command: start, demo, put, get, del, backup, restore, status, remove-node or token');
+    if (verb === undefined) throw new UsageError('missing command: start, demo, certs, put, get, del, backup, restore, status, remove-node or token');
     const run = Object.hasOwn(VERBS, verb) ? VERBS[verb]! : undefined;
     if (!run) throw new UsageError(`unknown command "${verb}"`);
     return await run(rest);

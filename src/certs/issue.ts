@@ -21,6 +21,8 @@ export interface Issued {
 }
 
 export interface IssueOptions {
+  /** Sign with this CA (PEM certificate and PKCS#8 key) instead of making a new one: certificates for nodes added later. */
+  ca?: Issued;
   /** How long the certificates are valid, from now (default ten years: a cache cluster has no renewal machinery yet). */
   validDays?: number;
   /** Names in the CA's subject (default "Velo cluster CA"). */
@@ -42,20 +44,7 @@ export interface ClusterCertificates {
 export async function issueClusterCertificates(nodes: string[], hosts: string[], clients: string[], o: IssueOptions = {}): Promise<ClusterCertificates> {
   const notBefore = new Date((o.now ?? new Date()).getTime() - 3600_000); // an hour back: clocks differ a little
   const notAfter = new Date(notBefore.getTime() + (o.validDays ?? 3650) * DAY_MS);
-  const caKeys = await crypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
-  const caCert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial(),
-    name: `CN=${escapeDn(o.caName ?? 'Velo cluster CA')}`,
-    notBefore,
-    notAfter,
-    keys: caKeys,
-    signingAlgorithm: ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
-    ],
-  });
+  const { caKeys, caCert } = o.ca !== undefined ? await loadCa(o.ca) : await newCa(o.caName ?? 'Velo cluster CA', notBefore, notAfter);
   const leaf = async (name: string, usages: string[], altNames: x509.JsonGeneralName[]): Promise<Issued> => {
     const keys = await crypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
     const cert = await x509.X509CertificateGenerator.create({
@@ -78,13 +67,38 @@ export async function issueClusterCertificates(nodes: string[], hosts: string[],
     return { cert: cert.toString('pem') + '\n', key: await keyPem(keys.privateKey) };
   };
   const hostNames: x509.JsonGeneralName[] = hosts.map((h) => (isIP(h) !== 0 ? { type: 'ip', value: h } : { type: 'dns', value: h }));
-  const out: ClusterCertificates = { ca: { cert: caCert.toString('pem') + '\n', key: await keyPem(caKeys.privateKey) }, nodes: new Map(), clients: new Map() };
+  const out: ClusterCertificates = { ca: o.ca ?? { cert: caCert.toString('pem') + '\n', key: await keyPem(caKeys.privateKey) }, nodes: new Map(), clients: new Map() };
   for (const n of nodes) {
     const names = [{ type: 'dns', value: n } as x509.JsonGeneralName, ...hostNames.filter((h) => h.value !== n)];
     out.nodes.set(n, await leaf(n, [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], names));
   }
   for (const c of clients) out.clients.set(c, await leaf(c, [x509.ExtendedKeyUsage.clientAuth], []));
   return out;
+}
+
+async function newCa(name: string, notBefore: Date, notAfter: Date): Promise<{ caKeys: CryptoKeyPair; caCert: x509.X509Certificate }> {
+  const caKeys = await crypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
+  const caCert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: `CN=${escapeDn(name)}`,
+    notBefore,
+    notAfter,
+    keys: caKeys,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
+    ],
+  });
+  return { caKeys, caCert };
+}
+
+async function loadCa(ca: Issued): Promise<{ caKeys: { privateKey: CryptoKey }; caCert: x509.X509Certificate }> {
+  const caCert = new x509.X509Certificate(ca.cert);
+  const der = Buffer.from(ca.key.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  const privateKey = await crypto.subtle.importKey('pkcs8', der, ALG, false, ['sign']);
+  return { caKeys: { privateKey }, caCert };
 }
 
 async function keyPem(key: CryptoKey): Promise<string> {

@@ -12,6 +12,8 @@ import type { Logger } from 'pino';
 import { CliError, UsageError, intFlag, logLevelFlag, parseArgs } from './args.js';
 import type { LogLevel } from './args.js';
 import { followRebalance } from './progress.js';
+import { PEER_TLS_FLAGS, peerTlsFlags } from './peer-tls.js';
+import type { PeerTls } from '../transport/index.js';
 import { formatBytes, parseByteSize } from './byte-size.js';
 import { MIN_MAX_MEMORY_BYTES, defaultMaxMemoryBytes } from '../node/memory-cap.js';
 
@@ -42,6 +44,8 @@ export interface StartFlags {
   onRemoved: 'exit' | 'wait';
   /** TEST ONLY: strong reads from the local replica (stale), for proving the fault harness catches them. */
   unsafeStaleStrongReads: boolean;
+  /** Mutual TLS on the raft port (--peer-ca/--peer-cert/--peer-key); null: plain TCP. */
+  peerTls: PeerTls | null;
   /** The node-wide memory cap on accounted item bytes (--max-memory). */
   maxMemoryBytes: number;
   /** The cluster's first admin token (created 0600 when missing); with it the node demands tokens. */
@@ -73,6 +77,7 @@ const SPEC = {
   'max-memory': 'value',
   'admin-token-file': 'value',
   'metrics-public': 'switch',
+  ...PEER_TLS_FLAGS,
 } as const;
 
 function hostPort(flag: string, addr: string): string {
@@ -140,6 +145,7 @@ export function parseStartFlags(argv: string[]): StartFlags {
     replaceAfterMs: intFlag(flags, 'replace-after-ms', 0, 0, 7 * 24 * 3600 * 1000),
     onRemoved,
     unsafeStaleStrongReads: flags.has('unsafe-stale-strong-reads-for-testing'),
+    peerTls: peerTlsFlags(flags, id),
     maxMemoryBytes: flags.has('max-memory') ? parseByteSize('max-memory', flags.get('max-memory')!, MIN_MAX_MEMORY_BYTES, 2 ** 50) : defaultMaxMemoryBytes(),
     adminTokenFile,
     metricsPublic: flags.has('metrics-public'),
@@ -184,6 +190,7 @@ export function nodeOptions(flags: StartFlags, logger: Logger, advertisedHttp: s
     logger,
     ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
     unsafeStaleStrongReads: flags.unsafeStaleStrongReads,
+    ...(flags.peerTls ? { peerTls: flags.peerTls } : {}),
     ...(flags.join ? { join: flags.join } : {}),
     maxConcurrentMoves: flags.maxMoves,
     moveBytesPerSecond: flags.moveBytesPerSec,

@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { MemoryStorage } from '../../storage/memory-storage.js';
 import { Transport } from '../transport/index.js';
+import type { PeerTls } from '../transport/index.js';
 import { DriveLoop } from './drive-loop.js';
 import { VeloError } from './errors.js';
 import { Group, NodeRemoved, NotApplied } from './group.js';
@@ -109,6 +110,8 @@ export interface VeloNodeOptions {
    * the stale reads this allows (test/fault).
    */
   unsafeStaleStrongReads?: boolean;
+  /** Mutual TLS 1.3 on the raft port, this node's id the one its certificate names (PEM contents); absent: plain TCP. */
+  peerTls?: PeerTls;
 }
 
 const DEFAULTS = {
@@ -338,6 +341,8 @@ export class VeloNode implements CacheService {
       listenPort: port,
       peers: new Map([...opts.peers].filter(([id]) => id !== opts.id)),
       log: (line) => (opts.logger ?? pino({ level: 'silent' })).info({ component: 'transport' }, line),
+      warn: (line) => (opts.logger ?? pino({ level: 'silent' })).warn({ component: 'transport' }, line),
+      tls: opts.peerTls ?? null,
     });
     const node = new VeloNode(opts, opts.id, transport, store, admin?.secret ?? null);
     transport.onRaftMessages((from, batch) => node.onRaftMessages(from, batch));
