@@ -40,6 +40,8 @@ export interface NodeStartOptions {
   logLevel?: LogLevel;
   /** Keep the raft log and snapshots in LevelDB here; absent or null: memory only. */
   dataDir?: string | null;
+  /** As --admin-token-file: the served HTTP API demands tokens (the in-process client needs none). */
+  adminTokenFile?: string;
 }
 
 export interface StartNodeOptions extends NodeStartOptions, Pick<VeloClientOptions, 'serializer' | 'nearCache' | 'consistency' | 'timeoutMs'> {
@@ -75,6 +77,7 @@ const FLAGS: Record<keyof NodeStartOptions, string> = {
   clusterId: 'cluster-id',
   logLevel: 'log-level',
   dataDir: 'data-dir',
+  adminTokenFile: 'admin-token-file',
 };
 const NUMERIC = new Set(['partitions', 'replicas', 'maxValueBytes', 'requestTimeoutMs', 'snapshotEntries', 'snapshotBytes']);
 const OTHER_OPTIONS = new Set(['serveHttp', 'logger', 'serializer', 'nearCache', 'consistency', 'timeoutMs']);

@@ -336,6 +336,23 @@ describe('a node that cannot verify tokens yet', () => {
     await app.close();
   });
 
+  test('a route’s alternative (a joining node’s proof, say) is checked after the body is parsed, only when the token falls short', async () => {
+    const app = Fastify();
+    installErrorHandler(app);
+    installAuth(app, { accessMode: () => ({ mode: 'enforced' }), authenticate: (t) => (t === 'velo_reader-token-for-this-test' ? { name: 'r', role: 'read', caches: null } : null) });
+    let asked = 0;
+    const alternative = (req: { body?: unknown }) => (asked++, (req.body as { proof?: string } | undefined)?.proof === 'valid');
+    app.post('/v1/join', { config: { permission: { role: 'admin', caches: 'all', alternative } } }, async () => ({ joined: true }));
+    await app.ready();
+    const post = (proof: string, headers: Record<string, string> = {}) => app.inject({ method: 'POST', url: '/v1/join', headers: { 'content-type': 'application/json', ...headers }, payload: JSON.stringify({ proof }) });
+    expect((await post('valid')).statusCode).toBe(200);
+    expect((await post('forged')).statusCode).toBe(401);
+    const weak = await post('forged', { authorization: 'Bearer velo_reader-token-for-this-test' });
+    expect(weak.statusCode).toBe(403);
+    expect(asked).toBe(3);
+    await app.close();
+  });
+
   test('an open node serves without a token, with req.auth null', async () => {
     const app = await hookApp({ mode: 'open' });
     expect((await app.inject({ method: 'GET', url: '/v1/thing' })).statusCode).toBe(200);

@@ -280,6 +280,11 @@ describe('startNode takes the options of velo start', () => {
     expect(startFlagsOf({ http: '127.0.0.1:7001', serveHttp: false }).serveHttp).toBe(false);
   });
 
+  test('adminTokenFile is --admin-token-file', () => {
+    expect(startFlagsOf({ adminTokenFile: '/run/velo/admin.token' }).flags.adminTokenFile).toBe('/run/velo/admin.token');
+    expect(startFlagsOf({}).flags.adminTokenFile).toBeNull();
+  });
+
   test('a port in use is one clear error, as velo start gives it', async () => {
     const port = await freePort();
     const holder: Server = createServer();
