@@ -1492,6 +1492,9 @@ export class VeloNode implements CacheService {
     if (this.removal !== null) return { code: 'node_removed', message: `${this.removal}; it holds no replicas and takes no requests` };
     const leaderless = [...this.loop.all()].filter((g) => g.leader() === null).map((g) => groupName(g.partition));
     if (leaderless.length > 0) return { code: 'unavailable', message: `no known leader yet for ${leaderless.join(', ')}` };
+    // It would answer every authenticated request 503: not ready for a load balancer either.
+    const access = this.access.mode();
+    if (access.mode === 'pending') return { code: 'unavailable', message: `cannot verify tokens yet: ${access.why}` };
     return null;
   }
 
