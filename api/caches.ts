@@ -5,13 +5,14 @@ import type { CacheService, CacheSettings } from '../src/node/service.js';
 import { checkName } from './names.js';
 import { cacheAllowed } from '../src/node/tokens.js';
 import { PERMIT } from './auth.js';
+import { MAX_TTL_MS } from './http-limits.js';
 
 const settingsSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
     // Integers the state machine can hold exactly (validate.ts); past them a command could not be built.
-    defaultTtlMs: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    defaultTtlMs: { type: 'integer', minimum: 0, maximum: MAX_TTL_MS },
     maxBytes: { anyOf: [{ type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER }, { type: 'null' }] },
     eviction: { type: 'string', enum: ['lru', 'none'] },
   },

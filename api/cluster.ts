@@ -52,12 +52,12 @@ export async function clusterRoutes(app: FastifyInstance, opts: { service: Cache
 }
 
 /** Outside /v1: health, readiness and metrics. */
-export async function operationsRoutes(app: FastifyInstance, opts: { service: CacheService; metricsPublic?: boolean }): Promise<void> {
+export async function operationsRoutes(app: FastifyInstance, opts: { service: CacheService; metricsPublic?: boolean; metrics?: () => string }): Promise<void> {
   app.get('/healthz', { config: { permission: PERMIT.public } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { permission: PERMIT.public } }, async (_req, reply) => {
     const why = opts.service.notReady();
     if (why === null) return { status: 'ready' };
     return reply.status(503).header('Retry-After', '1').send(errorBody(why.code, why.message));
   });
-  app.get('/metrics', { config: { permission: opts.metricsPublic === true ? PERMIT.public : PERMIT.admin } }, async (_req, reply) => reply.type('text/plain; version=0.0.4').send(opts.service.metrics()));
+  app.get('/metrics', { config: { permission: opts.metricsPublic === true ? PERMIT.public : PERMIT.admin } }, async (_req, reply) => reply.type('text/plain; version=0.0.4').send(opts.service.metrics() + (opts.metrics?.() ?? '')));
 }

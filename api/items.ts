@@ -6,6 +6,7 @@ import { VeloError } from '../src/node/errors.js';
 import type { CacheService, ItemRef, ItemView } from '../src/node/service.js';
 import { checkName, parseEtag, positiveInt } from './names.js';
 import { PERMIT } from './auth.js';
+import { MAX_LOCK_TIMEOUT_MS, MAX_TTL_MS } from './http-limits.js';
 
 export interface ItemsOptions {
   service: CacheService;
@@ -98,7 +99,7 @@ export async function itemRoutes(app: FastifyInstance, opts: ItemsOptions): Prom
       ...ref,
       value: body,
       contentType,
-      ttlMs: positiveInt('ttlMs', q.ttlMs) ?? null,
+      ttlMs: positiveInt('ttlMs', q.ttlMs, MAX_TTL_MS) ?? null,
       tags,
       ifMatch: parseEtag(singleHeader(req, 'if-match')),
       ifNoneMatch: ifNoneMatch !== undefined,
@@ -130,7 +131,7 @@ export async function itemRoutes(app: FastifyInstance, opts: ItemsOptions): Prom
 
   const touch = async (req: FastifyRequest, reply: FastifyReply) => {
     const ref = itemRef(req);
-    const ttlMs = positiveInt('ttlMs', (req.query as Query).ttlMs);
+    const ttlMs = positiveInt('ttlMs', (req.query as Query).ttlMs, MAX_TTL_MS);
     if (ttlMs === undefined) throw new VeloError('bad_request', 'touch needs ttlMs');
     const r = await service.touch(ref, ttlMs);
     reply.header('ETag', `"${r.version}"`);
@@ -139,7 +140,7 @@ export async function itemRoutes(app: FastifyInstance, opts: ItemsOptions): Prom
 
   const lock = async (req: FastifyRequest, reply: FastifyReply) => {
     const ref = itemRef(req);
-    const timeoutMs = positiveInt('timeoutMs', (req.query as Query).timeoutMs);
+    const timeoutMs = positiveInt('timeoutMs', (req.query as Query).timeoutMs, MAX_LOCK_TIMEOUT_MS);
     if (timeoutMs === undefined) throw new VeloError('bad_request', 'lock needs timeoutMs');
     const r = await service.lock(ref, timeoutMs);
     reply.header('X-Velo-Lock-Handle', r.handle);

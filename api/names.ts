@@ -10,12 +10,13 @@ export function checkName(what: string, name: string | undefined): string {
   return name;
 }
 
-/** A positive integer from a query string, or undefined when absent. */
-export function positiveInt(what: string, raw: string | undefined): number | undefined {
+/** A positive integer from a query string, at most `max`, or undefined when absent. */
+export function positiveInt(what: string, raw: string | undefined, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (raw === undefined) return undefined;
   if (!/^[1-9][0-9]{0,15}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
     throw new VeloError('bad_request', `${what} must be a positive integer, got "${raw}"`);
   }
+  if (Number(raw) > max) throw new VeloError('bad_request', `${what} is at most ${max}, got ${raw}`);
   return Number(raw);
 }
 

@@ -13,6 +13,10 @@ import { eventRoutes } from './events.js';
 import { itemRoutes } from './items.js';
 import { regionRoutes } from './regions.js';
 import { tokenRoutes } from './tokens.js';
+import { DEFAULT_HTTP_LIMITS, installConnectionLimits, timeoutOptions } from './http-limits.js';
+import type { HttpLimits } from './http-limits.js';
+import { EventStreams } from './event-streams.js';
+import { installGracefulClose } from './graceful-close.js';
 
 export interface ServerOptions {
   service: CacheService;
@@ -21,25 +25,33 @@ export interface ServerOptions {
   logger?: Logger;
   /** /metrics without a token, even where tokens are demanded (--metrics-public). */
   metricsPublic?: boolean;
+  /** Time-outs and caps (http-limits.ts); each defaults to DEFAULT_HTTP_LIMITS. */
+  limits?: Partial<HttpLimits>;
 }
 
 export const DEFAULT_MAX_VALUE_BYTES = 1 << 20;
 
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
   const { loggerInstance, ...edge } = edgeOptions(opts.logger);
   const app = Fastify({
     ...(loggerInstance ? { loggerInstance: loggerInstance as FastifyBaseLogger } : { logger: false }),
     ...edge,
+    ...timeoutOptions(limits),
     bodyLimit: opts.maxValueBytes,
     routerOptions: { maxParamLength: 1024 },
   }) as unknown as FastifyInstance;
   installErrorHandler(app);
   requireDeclaredQuery(app);
+  // Before authentication: a connection past a cap costs no token check.
+  installConnectionLimits(app, limits);
+  const streams = new EventStreams(limits);
+  installGracefulClose(app, streams, limits.shutdownGraceMs);
   installAuth(app, opts.service);
   app.addHook('onResponse', async (req, reply) => {
     opts.service.observeRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
   });
-  await app.register(operationsRoutes, { service: opts.service, metricsPublic: opts.metricsPublic === true });
+  await app.register(operationsRoutes, { service: opts.service, metricsPublic: opts.metricsPublic === true, metrics: () => streams.metrics() });
   await app.register(
     async (v1) => {
       installErrorHandler(v1);
@@ -47,7 +59,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       await v1.register(clusterRoutes, { service: opts.service });
       await v1.register(itemRoutes, { service: opts.service, maxValueBytes: opts.maxValueBytes });
       await v1.register(regionRoutes, { service: opts.service });
-      await v1.register(eventRoutes, { service: opts.service });
+      await v1.register(eventRoutes, { service: opts.service, streams });
       await v1.register(adminRoutes, { service: opts.service, maxValueBytes: opts.maxValueBytes });
       await v1.register(tokenRoutes, { service: opts.service });
     },

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { installDrain } from '../../api/drain.js';
 import { buildServer, DEFAULT_MAX_VALUE_BYTES } from '../../api/server.js';
+import { DEFAULT_HTTP_LIMITS } from '../../api/http-limits.js';
 import { VeloNode, splitHostPort } from '../node/velo-node.js';
 import type { VeloNodeOptions } from '../node/velo-node.js';
 import type { Logger } from 'pino';
@@ -203,6 +204,9 @@ export function nodeOptions(flags: StartFlags, logger: Logger, advertisedHttp: s
 /** How long a stopping node keeps an idle client connection open for a request that may be on its way. */
 const STOP_GRACE_MS = 2_000;
 
+/** The longest a stop takes, from the signal to the exit: the drain, the HTTP close's own grace, then the node's close. */
+const SHUTDOWN_DEADLINE_MS = STOP_GRACE_MS + DEFAULT_HTTP_LIMITS.shutdownGraceMs + 3_000;
+
 /** The exit code of a node that stopped because the cluster removed it. */
 export const EXIT_REMOVED = 3;
 
@@ -264,6 +268,13 @@ export async function start(argv: string[]): Promise<number> {
       following.abort();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      // Whatever hangs (a peer that never answers the transport's close), the process ends in bounded time.
+      setTimeout(() => {
+        logger.error({ afterMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time: exiting anyway');
+        resolve(code);
+      }, SHUTDOWN_DEADLINE_MS).unref();
+      // Streams never end by themselves: they end now, and their readers may reconnect to another member.
+      app.endEventStreams();
       // Every request a client sent gets its answer (node_removed, when removed) before the sockets close.
       drain(STOP_GRACE_MS)
         .then(() => app.close())

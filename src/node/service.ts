@@ -73,7 +73,8 @@ export interface CacheService {
   /** Streams change events to `sink` until the returned function is called; rejects on a bad Last-Event-ID. */
   openEvents(
     filter: { cache: string; region: string | null; key: string | null; lastEventId: string | null },
-    sink: { event(id: string, data: object): void; error(code: string, message: string): void },
+    /** `ready() === false`: the reader is behind; no event is passed until it is ready again (backpressure). */
+    sink: { event(id: string, data: object): void; error(code: string, message: string): void; ready?(): boolean },
   ): Promise<() => void>;
   listCaches(): Promise<{ name: string; settings: CacheSettings }[]>;
   putCache(name: string, settings: Partial<CacheSettings>): Promise<{ created: boolean; settings: CacheSettings }>;

@@ -1263,7 +1263,7 @@ export class VeloNode implements CacheService {
    */
   async openEvents(
     filter: { cache: string; region: string | null; key: string | null; lastEventId: string | null },
-    sink: { event(id: string, data: object): void; error(code: string, message: string): void },
+    sink: { event(id: string, data: object): void; error(code: string, message: string): void; ready?(): boolean },
   ): Promise<() => void> {
     const partitions =
       filter.region !== null ? [partitionOf(this.o.partitions, filter.cache, filter.region, '')] : filter.key !== null ? [partitionOf(this.o.partitions, filter.cache, null, filter.key)] : range(this.o.partitions);
@@ -1293,6 +1293,8 @@ export class VeloNode implements CacheService {
           return;
         }
         for (const e of r.events) {
+          // A reader that is behind: the rest waits in the event log, read again from here once it drains.
+          if (sink.ready?.() === false || closed) return;
           ours.set(p, { index: e.index, seq: e.seq });
           const ev = e.event;
           if (ev.cache !== filter.cache) continue;
@@ -1308,7 +1310,7 @@ export class VeloNode implements CacheService {
     };
     const loop = async () => {
       while (!closed && !this.closed) {
-        for (const p of partitions) if (!busy.has(p)) void pump(p);
+        for (const p of partitions) if (!busy.has(p) && sink.ready?.() !== false) void pump(p);
         await this.nextTick();
       }
     };
