@@ -29,6 +29,7 @@ import type { MemberRecord, MetaResult } from './cluster-meta.js';
 import { metaVoters, rebalance } from './rebalance.js';
 import { nodeOfMember } from './reconcile.js';
 import { Membership, groupName } from './membership.js';
+import { peerAddresses, sameAddresses } from './peer-addresses.js';
 import { SnapshotThrottle } from './snapshot-throttle.js';
 import { NodeMemory, defaultMaxMemoryBytes } from './memory-cap.js';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, errorResponse, responseError } from './requests.js';
@@ -612,18 +613,15 @@ export class VeloNode implements CacheService {
   }
 
   /**
-   * The transport's peers: every member's registered raft address, overridden
-   * by the local --peers. Removed members stay peers: a removed node learns
-   * of its removal from the metadata group over these connections (dropped
-   * at once, the commit that removes it could be the last message lost), and
-   * gets the answers to requests it forwarded; it then stops by itself.
+   * The transport's peers (see peer-addresses.ts). Removed members stay
+   * peers: a removed node learns of its removal from the metadata group over
+   * these connections (dropped at once, the commit that removes it could be
+   * the last message lost), and gets the answers to requests it forwarded; it
+   * then stops by itself.
    */
   private setPeersFrom(members: readonly MemberRecord[]): void {
-    const peers = new Map<NodeId, string>();
-    for (const m of members) if (m.id !== this.id && m.raft !== '') peers.set(m.id, m.raft);
-    for (const [id, addr] of this.o.peers) if (id !== this.id) peers.set(id, addr);
-    const same = peers.size === this.peerAddrs.size && [...peers].every(([id, a]) => this.peerAddrs.get(id) === a);
-    if (same) return;
+    const peers = peerAddresses(this.id, this.peerAddrs, members, this.o.peers);
+    if (sameAddresses(peers, this.peerAddrs)) return;
     this.peerAddrs = peers;
     this.transport.setPeers(peers);
   }
