@@ -3,6 +3,7 @@
 // Fastify's own refusals look like (the contract's error format, not
 // Fastify's), and what a request leaves in the log (its route, never its URL:
 // keys are often session ids).
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions, RouteOptions } from 'fastify';
 import type { FastifySchemaValidationError, SchemaErrorDataVar } from 'fastify/types/schema.js';
@@ -89,12 +90,30 @@ export function edgeOptions(logger?: Logger): Pick<FastifyServerOptions, 'ajv' |
 
 const NO_QUERY = { type: 'object', additionalProperties: false, properties: {} } as const;
 
+/** Hooks of the edge, installed on the root instance before any route is registered. */
+export function installEdge(app: FastifyInstance): void {
+  requireDeclaredQuery(app);
+  answerExpectations(app);
+}
+
+/**
+ * An `Expect` header other than 100-continue is answered 417 by Node itself,
+ * with an empty body: the same answer, in the contract's format.
+ */
+function answerExpectations(app: FastifyInstance): void {
+  app.server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+    const body = JSON.stringify(errorBody('expectation_failed', 'only "Expect: 100-continue" is supported'));
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  });
+}
+
 /**
  * Every route declares its query parameters: one that declares none gets a
  * schema allowing none, so an unknown parameter is a 400 everywhere, not
  * silently ignored. Installed before any route is registered.
  */
-export function requireDeclaredQuery(app: FastifyInstance): void {
+function requireDeclaredQuery(app: FastifyInstance): void {
   app.addHook('onRoute', (route: RouteOptions) => {
     const schema = route.schema ?? {};
     if (schema.querystring === undefined) route.schema = { ...schema, querystring: NO_QUERY };

@@ -6,7 +6,7 @@ import type { CacheService } from '../src/node/service.js';
 import { adminRoutes } from './admin.js';
 import { cacheRoutes } from './caches.js';
 import { clusterRoutes, operationsRoutes } from './cluster.js';
-import { edgeOptions, requireDeclaredQuery } from './edge.js';
+import { edgeOptions, installEdge } from './edge.js';
 import { installAuth } from './auth.js';
 import { installErrorHandler } from './errors.js';
 import { eventRoutes } from './events.js';
@@ -42,7 +42,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     routerOptions: { maxParamLength: 1024 },
   }) as unknown as FastifyInstance;
   installErrorHandler(app);
-  requireDeclaredQuery(app);
+  installEdge(app);
   // Before authentication: a connection past a cap costs no token check.
   installConnectionLimits(app, limits);
   const streams = new EventStreams(limits);

@@ -6,7 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { CacheStateMachine, CommandError, DEFAULT_SETTINGS, encodeCommand, encodePartitionExport, itemKey } from '../cache/index.js';
+import { CacheStateMachine, CommandError, DEFAULT_CACHE, DEFAULT_SETTINGS, encodeCommand, encodePartitionExport, itemKey } from '../cache/index.js';
 import type { Applied, CacheSettings, Command, ItemRecord, ItemVersionRef, ItemView as CacheItem } from '../cache/index.js';
 import { MessageType, RaftNode, applyConfChange, decodeConfChange } from '../../raft/index.js';
 import type { ConfState, HardState, Message, NodeId } from '../../raft/index.js';
@@ -1334,6 +1334,8 @@ export class VeloNode implements CacheService {
   }
 
   async dropCache(name: string): Promise<void> {
+    // The state machine refuses it too, but only after the command went through every partition's log.
+    if (name === DEFAULT_CACHE) throw new VeloError('bad_request', 'the default cache cannot be dropped');
     await this.everyPartition((partition) => ({ op: 'dropCache', partition, name }));
   }
 

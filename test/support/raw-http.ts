@@ -104,7 +104,8 @@ export function rawExchange(port: number, bytes: Uint8Array, timeoutMs = 10_000,
       if (chunks.length > 0) tryParse(true);
       finish(e);
     });
-    socket.end(bytes);
+    // Not end(): Node's server aborts a request still being handled once the client half-closes.
+    socket.write(bytes);
   });
 }
 
