@@ -4,7 +4,7 @@
 
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { certificateNodeId, type PeerTls } from '../transport/index.js';
+import { x509NodeId, type PeerTls } from '../transport/index.js';
 import { CliError, UsageError } from './args.js';
 
 export const PEER_TLS_FLAGS = { 'peer-ca': 'value', 'peer-cert': 'value', 'peer-key': 'value' } as const;
@@ -51,7 +51,6 @@ export function checkPeerTls(tls: PeerTls, id: string): void {
     return fail('--peer-key holds no PEM private key');
   }
   if (!cert.checkPrivateKey(key)) fail('--peer-key is not the key of --peer-cert');
-  const cn = /^CN=(.*)$/m.exec(cert.subject)?.[1];
-  const named = certificateNodeId({ subject: cn === undefined ? {} : ({ CN: cn } as never), subjectaltname: cert.subjectAltName ?? '', ...(cert.keyUsage ? { ext_key_usage: cert.keyUsage } : {}) });
+  const named = x509NodeId(cert);
   if (named !== id) fail(`--peer-cert names ${named === null ? 'no node (a CN, or one DNS SAN, with serverAuth)' : `node ${named}`}, but this node is --id ${id}: a node's id is the one its certificate names`);
 }

@@ -29,6 +29,7 @@ export interface PutRequest extends ItemRef {
   unlock: boolean;
 }
 
+import type { JoinClaim, JoinProof } from './join-proof.js';
 import type { AccessMode } from './access.js';
 import type { Principal, Role } from './tokens.js';
 export type { AccessMode, Principal, Role };
@@ -97,6 +98,12 @@ export interface CacheService {
   metrics(): string;
   /** Counts an answered HTTP request (route is the route pattern, not the URL). */
   observeRequest(method: string, route: string, status: number): void;
+  /**
+   * With peer TLS, why a joining node's registration is not proven by its
+   * certificate (join-proof.ts), or null when it is; undefined without peer
+   * TLS, where only a token decides.
+   */
+  joinProofRefusal(claim: JoinClaim, proof: JoinProof | undefined): string | null | undefined;
   /** Whether requests need a token here, and whether this node can verify one yet. */
   accessMode(): AccessMode;
   /** The token whose secret this is, or null. */

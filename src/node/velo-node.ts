@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import { MemoryStorage } from '../../storage/memory-storage.js';
 import { Transport } from '../transport/index.js';
 import type { PeerTls } from '../transport/index.js';
+import { joinProofRefusal, makeJoinProof, type JoinClaim, type JoinProof } from './join-proof.js';
 import { DriveLoop } from './drive-loop.js';
 import { VeloError } from './errors.js';
 import { Group, NodeRemoved, NotApplied } from './group.js';
@@ -218,7 +219,9 @@ function failure(r: { code: string; message: string }): VeloError {
 
 export class VeloNode implements CacheService {
   readonly id: NodeId;
-  private readonly o: Required<Omit<VeloNodeOptions, 'logger' | 'adminTokenFile'>>;
+  private readonly o: Required<Omit<VeloNodeOptions, 'logger' | 'adminTokenFile' | 'peerTls'>>;
+  /** Mutual TLS on the raft port; with it, a joining node must prove its identity with its certificate. */
+  private readonly peerTls: PeerTls | null;
   private readonly log: Logger;
   /** The cluster's membership and target placement, as this node's replica of the metadata group has it. */
   private readonly meta: ClusterMeta;
@@ -281,6 +284,7 @@ export class VeloNode implements CacheService {
     this.id = opts.id;
     const { logger, ...rest } = opts;
     this.o = { ...DEFAULTS, ...rest } as VeloNode['o'];
+    this.peerTls = opts.peerTls ?? null;
     this.log = logger ?? pino({ level: 'silent' });
     this.memberId = memberId;
     this.onRemoved = opts.onRemoved ?? (() => {});
@@ -383,13 +387,15 @@ export class VeloNode implements CacheService {
    */
   private async joinCluster(url: string): Promise<void> {
     const base = url.replace(/\/+$/, '');
-    const body = JSON.stringify({ id: this.id, raft: this.o.raft, http: this.o.http, member: this.memberId });
     const deadline = Date.now() + Math.max(60_000, this.o.requestTimeoutMs);
     let last = '';
     while (!this.closed) {
       try {
+        const claim = { id: this.id, raft: this.o.raft, http: this.o.http, member: this.memberId };
+        // Signed afresh on each attempt: a proof is only good for a few minutes.
+        const body = JSON.stringify(this.peerTls === null ? claim : { ...claim, proof: makeJoinProof(this.peerTls, this.o.clusterId, claim, Date.now()) });
         const headers: Record<string, string> = { 'content-type': 'application/json' };
-        // A cluster that demands tokens lets only an admin add a member.
+        // A cluster that demands tokens lets an admin add a member, or (with peer TLS) the node its certificate proves.
         if (this.adminSecret !== null) headers.authorization = `Bearer ${this.adminSecret}`;
         const res = await fetch(`${base}/v1/cluster/members`, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.o.requestTimeoutMs + 1000) });
         const out = (await res.json()) as { error?: { code: string; message: string }; members?: MemberRecord[]; partitions?: number; replicas?: number };
@@ -1466,6 +1472,11 @@ export class VeloNode implements CacheService {
   }
 
   // ---------------------------------------------------------------- access tokens
+
+  joinProofRefusal(claim: JoinClaim, proof: JoinProof | undefined): string | null | undefined {
+    if (this.peerTls === null) return undefined;
+    return joinProofRefusal(this.peerTls.ca, this.o.clusterId, claim, proof, Date.now());
+  }
 
   accessMode(): AccessMode {
     return this.access.mode();

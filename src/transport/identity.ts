@@ -2,6 +2,7 @@
 // name its certificate gives it, signed by the cluster's peer CA; nothing it
 // says afterwards (its Hello, the `from` of its messages) may claim another.
 
+import type { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type { NodeId } from '../../raft/index.js';
 
@@ -39,6 +40,13 @@ export function certificateNodeId(cert: Pick<PeerCertificate, 'subject' | 'subje
   if (Array.isArray(cn)) return null; // two CNs: ambiguous
   const dns = dnsNames(cert.subjectaltname ?? '');
   return dns.length === 1 && isNodeId(dns[0]!) ? dns[0]! : null;
+}
+
+/** certificateNodeId of a certificate read with node:crypto (a file, a joining node's proof) rather than from a TLS socket. */
+export function x509NodeId(cert: X509Certificate): NodeId | null {
+  const cns = cert.subject.split('\n').filter((l) => l.startsWith('CN='));
+  const subject = cns.length === 0 ? {} : { CN: cns.length === 1 ? cns[0]!.slice(3) : cns.map((l) => l.slice(3)) };
+  return certificateNodeId({ subject: subject as never, subjectaltname: cert.subjectAltName ?? '', ...(cert.keyUsage ? { ext_key_usage: cert.keyUsage } : {}) });
 }
 
 /** The DNS names of a subjectaltname string as Node prints it: "DNS:n1, IP Address:127.0.0.1". */

@@ -10,5 +10,5 @@ export type { TransportErrorCode } from './errors.js';
 export type { GroupMessage } from './codec.js';
 export { PROTOCOL_VERSION } from './schema.js';
 export * as transportLimits from './limits.js';
-export { certificateNodeId, nodeOfMember, isNodeId } from './identity.js';
+export { certificateNodeId, x509NodeId, nodeOfMember, isNodeId } from './identity.js';
 export type { PeerTls } from './identity.js';

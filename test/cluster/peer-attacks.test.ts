@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { encodeFrame } from '../../src/transport/codec.js';
 import { encodeFramed } from '../../src/transport/framing.js';
 import { PROTOCOL_VERSION, transportLimits } from '../../src/transport/index.js';
+import { JOIN_PROOF_MAX_SKEW_MS, makeJoinProof } from '../../src/node/join-proof.js';
 import { ProcessCluster } from './process-cluster.js';
 import type { ClusterView } from '../../src/node/service.js';
 
@@ -36,10 +37,14 @@ const cred = (id: string, d = dir) => ({ cert: file(`${id}.crt`, d), key: file(`
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'velo-peer-attacks-'));
-  makeCerts(dir, [...IDS, 'n9']);
-  makeCerts(join(dir, 'other-ca'), ['n1']);
+  makeCerts(dir, [...IDS, 'n4', 'n9']);
+  makeCerts(join(dir, 'other-ca'), ['n1', 'n5']);
   cluster = await ProcessCluster.start(IDS, ['--partitions', '4'], {
-    nodeArgs: (id) => ['--peer-ca', join(dir, 'ca.crt'), '--peer-cert', join(dir, `${id}.crt`), '--peer-key', join(dir, `${id}.key`)],
+    nodeArgs: (id) => {
+      // n5's certificate and CA are another cluster's: it believes itself secure, but this cluster's CA never signed it.
+      const d = id === 'n5' ? join(dir, 'other-ca') : dir;
+      return ['--peer-ca', join(d, 'ca.crt'), '--peer-cert', join(d, `${id}.crt`), '--peer-key', join(d, `${id}.key`)];
+    },
   });
   await cluster.allReady();
   await steady('before any attack');
@@ -137,6 +142,8 @@ function closed(s: net.Socket): Promise<Buffer> {
     s.once('close', () => resolve(Buffer.concat(got)));
   });
 }
+
+const addMember = (body: object) => fetch(cluster.url('n1', '/v1/cluster/members'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 /** The node's warn lines (pino level 40) that mention `re`, from its stderr. */
 function warnings(id: string, re: RegExp): string[] {
@@ -286,4 +293,44 @@ describe('the raft port without peer TLS (loopback)', () => {
       expect((await fetch(plain.url(id, `/v1/caches/default/items/plain-${id}`), { method: 'PUT', body: id })).status).toBe(201);
     }
   });
+});
+
+describe('joining a secure cluster', () => {
+  test('a registration without a proof of identity, or with one for another node or another registration, is refused 403 and changes nothing', async () => {
+    const claim = { id: 'n6', raft: '127.0.0.1:1', http: '127.0.0.1:2', member: 'n6' };
+    const noProof = await addMember(claim);
+    expect(noProof.status).toBe(403);
+    expect(await noProof.json()).toMatchObject({ error: { code: 'forbidden', message: expect.stringMatching(/did not prove it is n6: no proof of identity/) } });
+    // n3's certificate and key, signing a registration of n6.
+    const n3 = { ca: file('ca.crt'), ...cred('n3') };
+    const asN6 = await addMember({ ...claim, proof: makeJoinProof(n3, 'velo', claim, Date.now()) });
+    expect(asN6.status).toBe(403);
+    expect(((await asN6.json()) as { error: { message: string } }).error.message).toMatch(/the certificate names n3, not n6/);
+    // n3's own valid proof, replayed with another raft address (to draw its traffic elsewhere).
+    const own = { id: 'n3', raft: cluster.node('n3').raft, http: cluster.node('n3').http, member: 'n3' };
+    const proof = makeJoinProof(n3, 'velo', own, Date.now());
+    const moved = await addMember({ ...own, raft: '127.0.0.9:7999', proof });
+    expect(moved.status).toBe(403);
+    expect(((await moved.json()) as { error: { message: string } }).error.message).toMatch(/the signature does not cover this registration/);
+    const stale = await addMember({ ...own, proof: makeJoinProof(n3, 'velo', own, Date.now() - JOIN_PROOF_MAX_SKEW_MS - 60_000) });
+    expect(stale.status).toBe(403);
+    await stillServing('refused registrations');
+  });
+
+  test('a node whose certificate another CA signed cannot join', async () => {
+    await expect(cluster.join('n5', `http://${cluster.node('n1').http}`)).rejects.toThrow(/exited[\s\S]*refused: forbidden: this cluster runs peer TLS and the joining node did not prove it is n5: the certificate is not one the peer CA signed/);
+    cluster.nodes.delete('n5');
+    await stillServing('a refused join');
+  });
+
+  test('a node with a certificate of this CA joins with no token, proving its id, and takes replicas', async () => {
+    await cluster.join('n4', `http://${cluster.node('n1').http}`);
+    await cluster.until('n4 an active member holding replicas', async () => {
+      const v = await view('n1');
+      return v.members.some((m) => m.id === 'n4' && m.status === 'active' && m.state === 'up' && m.replicas > 0);
+    }, 60_000);
+    expect((await put('n4', 'via-n4', 'joined')).status).toBe(201);
+    const r = await get('n1', 'via-n4');
+    expect(await r.text()).toBe('joined');
+  }, 90_000);
 });
