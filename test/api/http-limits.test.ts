@@ -68,6 +68,9 @@ describe('time-outs', () => {
     // far below what it was before (Node's check every 30 s, or the 5 s headers deadline winning).
     expect(tookMs).toBeLessThan(1000 + 3000);
     expect(tookMs).toBeGreaterThanOrEqual(900);
+    // Answered before it closes, in the contract's format.
+    expect(c.received()).toMatch(/^HTTP\/1\.1 408 /);
+    expect(c.received()).toContain('{"error":{"code":');
     expect((await fetch(`${s.base}/v1/caches/default/items/stalled`)).status).toBe(404);
   });
 
