@@ -2,7 +2,10 @@
 // stalled requests are closed, connections and event streams are capped per
 // node and per client, a reader that stops reading costs the node a bounded
 // buffer and is then dropped, and ttlMs / lock timeoutMs have maxima.
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { until } from '../../scripts/poll.js';
@@ -134,6 +137,32 @@ describe('event streams', () => {
     const r = await fetch(url2);
     expect(await errorOf(r)).toEqual({ status: 503, code: 'unavailable' });
     for (const h of held) h.close();
+  });
+
+  test('with tokens in force the per-client stream cap counts per token, not per address', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'velo-limits-')), 'admin.token');
+    served = await serveNode({ maxValueBytes: 1 << 20, adminTokenFile: file, limits: { maxEventStreamsPerClient: 1 } });
+    const s = served;
+    const admin = (await readFile(file, 'utf8')).trim();
+    const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+    await until('the bootstrap token verified', async () => (await fetch(`${s.base}/v1/caches`, { headers: auth(admin) })).status === 200, 10_000);
+    const made = await fetch(`${s.base}/v1/admin/tokens`, { method: 'POST', headers: { ...auth(admin), 'content-type': 'application/json' }, body: JSON.stringify({ name: 'reader', role: 'read' }) });
+    expect(made.status).toBe(201);
+    const reader = ((await made.json()) as { token: string }).token;
+    const url = `${s.base}/v1/caches/default/events`;
+    const open: AbortController[] = [];
+    const stream = async (token: string) => {
+      const ctrl = new AbortController();
+      open.push(ctrl);
+      const r = await fetch(url, { headers: auth(token), signal: ctrl.signal });
+      return r.status === 200 ? { status: 200, code: null } : { status: r.status, code: ((await r.json()) as { error: { code: string } }).error.code };
+    };
+    expect(await stream(admin)).toEqual({ status: 200, code: null });
+    // The same address, the same token: past its cap.
+    expect(await stream(admin)).toEqual({ status: 429, code: 'too_many_requests' });
+    // The same address, another token: a cap of its own.
+    expect(await stream(reader)).toEqual({ status: 200, code: null });
+    for (const c of open) c.abort();
   });
 
   test('a reader that stops reading holds a bounded buffer, is dropped after the stall limit, and does not hold up another reader', async () => {
