@@ -195,6 +195,27 @@ describe('event streams', () => {
   }, 60_000);
 });
 
+describe('closing the server', () => {
+  test('app.close() with an open event stream and a stalled upload ends the stream at once and resolves after the grace period', async () => {
+    const s = await serve({ shutdownGraceMs: 500 });
+    const stream = await openSse(`${s.base}/v1/caches/default/events`);
+    const ended = stream.next(1).catch(() => 'ended');
+    const stalled = await rawClient(s);
+    stalled.socket.write(`PUT /v1/caches/default/items/never HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nabc`);
+    await until('the upload in flight', async () => (await fetch(`${s.base}/healthz`)).status === 200, 5000);
+    const started = Date.now();
+    const closing = s.app.close();
+    expect(await ended).toBe('ended');
+    expect(Date.now() - started).toBeLessThan(400);
+    await closing;
+    // The grace period, not the request time-out (10 s), nor for ever (the stream).
+    expect(Date.now() - started).toBeLessThan(500 + 1500);
+    await stalled.closed;
+    await s.node.close();
+    served = null;
+  });
+});
+
 describe('maxima for ttlMs and lock timeoutMs', () => {
   test('ttlMs and timeoutMs past their maxima answer 400 and change nothing; at the maxima they are accepted', async () => {
     const s = await serve();
