@@ -9,6 +9,7 @@ import { JOIN_PROOF_MAX_CERT_CHARS, JOIN_PROOF_MAX_SIGNATURE_CHARS, type JoinPro
 
 const NODE_ID = '^[A-Za-z0-9._-]{1,64}$';
 const HOST_PORT = '^(\\[[^\\]]+\\]|[^:\\s]+):[0-9]{1,5}$';
+const HTTPS_HOST_PORT = `^https://${HOST_PORT.slice(1)}`;
 
 const memberBody = {
   type: 'object',
@@ -17,8 +18,8 @@ const memberBody = {
   properties: {
     id: { type: 'string', pattern: NODE_ID },
     raft: { type: 'string', pattern: HOST_PORT },
-    // '' for an embedded node that serves no HTTP.
-    http: { type: 'string', anyOf: [{ pattern: HOST_PORT }, { maxLength: 0 }] },
+    // host:port over plain HTTP, https://host:port over TLS, '' for an embedded node that serves no HTTP.
+    http: { type: 'string', anyOf: [{ pattern: HOST_PORT }, { pattern: HTTPS_HOST_PORT }, { maxLength: 0 }] },
     // Its raft member id; a new node's own id by default.
     member: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}(@[0-9]{1,20})?$' },
     // With peer TLS: the joining node's certificate and its signature over this registration (src/node/join-proof.ts).

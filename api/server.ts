@@ -17,6 +17,8 @@ import { DEFAULT_HTTP_LIMITS, installConnectionLimits, timeoutOptions } from './
 import type { HttpLimits } from './http-limits.js';
 import { EventStreams } from './event-streams.js';
 import { installGracefulClose } from './graceful-close.js';
+import { httpsServerOptions } from '../src/https/index.js';
+import type { ServerTls } from '../src/https/index.js';
 
 export interface ServerOptions {
   service: CacheService;
@@ -27,6 +29,8 @@ export interface ServerOptions {
   metricsPublic?: boolean;
   /** Time-outs and caps (http-limits.ts); each defaults to DEFAULT_HTTP_LIMITS. */
   limits?: Partial<HttpLimits>;
+  /** Serve HTTPS with this certificate and key (TLS 1.2 or newer); plain HTTP if absent. */
+  tls?: ServerTls;
 }
 
 export const DEFAULT_MAX_VALUE_BYTES = 1 << 20;
@@ -40,6 +44,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     ...timeoutOptions(limits),
     bodyLimit: opts.maxValueBytes,
     routerOptions: { maxParamLength: 1024 },
+    ...(opts.tls ? { https: httpsServerOptions(opts.tls) } : {}),
   }) as unknown as FastifyInstance;
   installErrorHandler(app);
   installEdge(app);

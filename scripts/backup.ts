@@ -12,6 +12,8 @@ import { decodePartitionExport, RecordsError } from '../src/cache/index.js';
 import type { CacheRecord, PartitionExport } from '../src/cache/index.js';
 import { BackupWriter, mergeCaches } from './backup-file.js';
 import type { ClusterShape } from './backup-file.js';
+import { untrustedMessage } from '../src/https/index.js';
+import type { Fetch } from '../src/https/index.js';
 
 export const EXPORT_CONTENT_TYPE = 'application/x-velo-export';
 
@@ -35,6 +37,8 @@ export interface BackupOptions {
   /** Exports in flight at once: each is served by its partition's leader, so two spread the work over the leaders. */
   concurrency?: number;
   signal?: AbortSignal;
+  /** How to reach the cluster: a fetch that trusts its CA over HTTPS (default: the global fetch). */
+  fetch?: Fetch;
   onProgress?: ProgressSink;
   /** Sent as `Authorization: Bearer` where the cluster demands tokens (an export needs the admin role). */
   token?: string | null;
@@ -71,10 +75,12 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** A bearer token for every try. */
   token?: string | null;
+  /** Default: the global fetch; over HTTPS, one that trusts the cluster's CA. */
+  fetch?: Fetch;
 }
 
-/** What the helpers below pass on to each request: its abort signal and its token. */
-export type RequestContext = Pick<RequestOptions, 'signal' | 'token'>;
+/** What the helpers below pass on to each request: its abort signal, its token and its fetch. */
+export type RequestContext = Pick<RequestOptions, 'signal' | 'token' | 'fetch'>;
 
 /** `init` with the token's Authorization header added, when there is one. */
 export function withToken(init: RequestInit, token: string | null | undefined): RequestInit {
@@ -123,6 +129,9 @@ async function describeError(res: Response): Promise<string> {
 function networkError(base: string, e: unknown, timeoutMs: number): ClusterRequestError {
   const err = e as Error & { cause?: { code?: string; message?: string } };
   if (err.name === 'TimeoutError') return new ClusterRequestError(`no answer from ${base} within ${timeoutMs / 1000} s`, true);
+  const untrusted = untrustedMessage(e);
+  // A certificate that is not trusted now will not be on the next try.
+  if (untrusted !== null) return new ClusterRequestError(`cannot reach ${base}: ${untrusted}`, false);
   const code = err.cause?.code;
   if (code === 'ECONNREFUSED') return new ClusterRequestError(`cannot reach ${base}: connection refused (is a node running there? see velo start)`, true);
   return new ClusterRequestError(`cannot reach ${base}: ${code ?? err.cause?.message ?? err.message}`, true);
@@ -143,7 +152,7 @@ export async function requestWithRetry<T>(base: string, path: string, init: Requ
     if (attempt > 0) await pause(backoffMs(attempt - 1, last instanceof RetryAfter ? last.retryAfter : null), opts.signal);
     const signal = opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
     try {
-      const res = await fetch(`${base}${path}`, { ...withToken(init, opts.token), signal });
+      const res = await (opts.fetch ?? fetch)(`${base}${path}`, { ...withToken(init, opts.token), signal });
       if (res.ok) return await read(res);
       const why = await describeError(res);
       if (res.status === 503 || res.status === 504) {
@@ -160,6 +169,7 @@ export async function requestWithRetry<T>(base: string, path: string, init: Requ
       }
       if (e instanceof RecordsError) throw e;
       last = networkError(base, e, timeoutMs);
+      if (!last.retryable) throw last;
     }
   }
   throw new ClusterRequestError(`${last!.message} (gave up after ${attempts} tries)`, false);
@@ -254,7 +264,7 @@ export async function backup(opts: BackupOptions): Promise<BackupSummary> {
   const started = performance.now();
   // Taken before any export is requested: each export holds every write committed before its request.
   const createdAt = new Date().toISOString();
-  const ctx: RequestContext = { signal: opts.signal, token: opts.token ?? null };
+  const ctx: RequestContext = { signal: opts.signal, token: opts.token ?? null, ...(opts.fetch ? { fetch: opts.fetch } : {}) };
   const view = await clusterView(base, ctx);
   const partitions = view.partitions.map((p) => p.id);
   const shape: ClusterShape = {

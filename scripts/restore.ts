@@ -13,6 +13,7 @@ import { SECTION_OVERHEAD_BYTES, openFileSource, readSection, verifyBackup } fro
 import type { BackupHeader } from './backup-file.js';
 import { backoffMs, baseUrl, pause, requestWithRetry } from './backup.js';
 import type { RequestContext } from './backup.js';
+import type { Fetch } from '../src/https/index.js';
 import type { ProgressSink } from './backup.js';
 
 export const RECORDS_CONTENT_TYPE = 'application/x-velo-records';
@@ -35,6 +36,8 @@ export interface RestoreOptions {
    */
   inFlight?: number;
   signal?: AbortSignal;
+  /** How to reach the cluster: a fetch that trusts its CA over HTTPS (default: the global fetch). */
+  fetch?: Fetch;
   onProgress?: ProgressSink;
   /** Sent as `Authorization: Bearer` where the cluster demands tokens (a load needs the admin role). */
   token?: string | null;
@@ -224,7 +227,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreSummary> {
     const sections = header.partitions;
 
     // 2. The target: empty unless told otherwise; then the backup's caches, with their settings, before their items.
-    const ctx: RequestContext = { signal, token: opts.token ?? null };
+    const ctx: RequestContext = { signal, token: opts.token ?? null, ...(opts.fetch ? { fetch: opts.fetch } : {}) };
     if (!opts.overwrite) await checkEmpty(base, ctx);
     for (const c of header.caches) await putCache(base, c.name, c.settings, ctx);
 

@@ -24,6 +24,8 @@ export const USAGE = `usage:
              [--on-removed exit|wait] [--max-memory BYTES]
              [--admin-token-file FILE] [--metrics-public]
              [--peer-ca FILE --peer-cert FILE --peer-key FILE]
+             [--tls-cert FILE --tls-key FILE] [--ca FILE]
+             [--advertise-http HOST:PORT] [--advertise-raft HOST:PORT] [--insecure]
   velo demo  [--nodes N] [--base-port P] [--log-level LEVEL]
   velo certs --out DIR --nodes ID,... [--hosts H,...] [--clients NAME,...]
   velo put   KEY [VALUE|-] [--cache C] [--region R] [--ttl-ms N] [--content-type T] [--url URL]
@@ -36,7 +38,8 @@ export const USAGE = `usage:
   velo token create NAME --role read|write|admin [--caches C,P*,...] [--out FILE] [--cluster URL]
   velo token list [--json] [--cluster URL]
   velo token revoke NAME [--cluster URL]
-  Every verb but start and demo takes [--token-file FILE] (else VELO_TOKEN).
+  Every verb but start and demo takes [--token-file FILE] (else VELO_TOKEN)
+  and [--ca FILE] (else VELO_CA).
 
 start  runs one node until Ctrl-C; with no flags a single in-memory node "n1",
        HTTP on 127.0.0.1:7070, raft on 127.0.0.1:7170. It prints one line when
@@ -63,6 +66,14 @@ start  runs one node until Ctrl-C; with no flags a single in-memory node "n1",
        node joins with --join. --metrics-public: /metrics needs none.
        --peer-ca FILE --peer-cert FILE --peer-key FILE: mutual TLS 1.3 on the
        raft port; the certificate must name --id (velo certs makes them).
+       --tls-cert/--tls-key: serve HTTPS (PEM files); /v1/cluster then
+       advertises https://HOST:PORT. --ca: the CA this node trusts when it
+       joins through an https:// URL (else the file VELO_CA names).
+       Protected mode: an HTTP address off loopback needs --admin-token-file,
+       a raft address off loopback needs --peer-ca/--peer-cert/--peer-key,
+       and 0.0.0.0 or :: needs --advertise-http/--advertise-raft (what the
+       others are told); otherwise exit 2. --insecure starts it anyway, with
+       a warning at every start.
 certs  makes a CA (ca.crt, ca.key) in DIR, or signs with the one there, and
        for each node ID.crt + ID.key (serverAuth and clientAuth, for the raft
        port and HTTPS; SANs: the node id and --hosts, default
@@ -104,6 +115,8 @@ token    create: a token of the role, limited to the caches given (names, or
          member within a second. Each needs an admin token.
 --token-file FILE (or the environment's VELO_TOKEN): the token sent, where
          the cluster demands tokens (velo start --admin-token-file).
+--ca FILE (or the file the environment's VELO_CA names): the CA every verb
+         trusts when it calls a node over https://, instead of the system's.
 
 Exit status: 0 done, 1 failed (not found, an error answer, unreachable node,
 port in use, a corrupt backup, a refused restore or removal), 2 bad command

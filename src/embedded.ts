@@ -12,7 +12,9 @@ import type { Logger } from 'pino';
 import { buildServer } from '../api/server.js';
 import { UsageError } from './cli/args.js';
 import type { LogLevel } from './cli/args.js';
-import { checkFree, listenError, nodeOptions, parseStartFlags } from './cli/start.js';
+import { advertisedHttpOf, checkFree, exposureOf, listenError, nodeOptions, parseStartFlags } from './cli/start.js';
+import { checkProtectedMode } from './cli/protected-mode.js';
+import { readCa, serverTlsOf } from './cli/trust.js';
 import type { StartFlags } from './cli/start.js';
 import { VeloClient } from './client/client.js';
 import type { VeloClientOptions } from './client/client.js';
@@ -42,6 +44,16 @@ export interface NodeStartOptions {
   dataDir?: string | null;
   /** As --admin-token-file: the served HTTP API demands tokens (the in-process client needs none). */
   adminTokenFile?: string;
+  /** Serve the HTTP API over HTTPS with this certificate and key (PEM files). */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** PEM file of the CA this node trusts when it calls another member's HTTPS API. */
+  ca?: string;
+  /** The addresses others are told (needed when listening on 0.0.0.0 or ::). */
+  advertiseHttp?: string;
+  advertiseRaft?: string;
+  /** Start even where protected mode refuses; warned about at every start. */
+  insecure?: boolean;
 }
 
 export interface StartNodeOptions extends NodeStartOptions, Pick<VeloClientOptions, 'serializer' | 'nearCache' | 'consistency' | 'timeoutMs'> {
@@ -78,7 +90,15 @@ const FLAGS: Record<keyof NodeStartOptions, string> = {
   logLevel: 'log-level',
   dataDir: 'data-dir',
   adminTokenFile: 'admin-token-file',
+  tlsCert: 'tls-cert',
+  tlsKey: 'tls-key',
+  ca: 'ca',
+  advertiseHttp: 'advertise-http',
+  advertiseRaft: 'advertise-raft',
+  insecure: 'insecure',
 };
+/** Options that are switches of `velo start`: true gives the flag, false leaves it out. */
+const SWITCHES = new Set(['insecure']);
 const NUMERIC = new Set(['partitions', 'replicas', 'maxValueBytes', 'requestTimeoutMs', 'snapshotEntries', 'snapshotBytes']);
 const OTHER_OPTIONS = new Set(['serveHttp', 'logger', 'serializer', 'nearCache', 'consistency', 'timeoutMs']);
 const CLIENT_OPTIONS = ['serializer', 'nearCache', 'consistency', 'timeoutMs'] as const;
@@ -115,6 +135,11 @@ export function startFlagsOf(options: StartNodeOptions): { flags: StartFlags; se
       throw new UsageError(`unknown option "${option}"`);
     }
     if (option === 'dataDir' && value === null) continue;
+    if (SWITCHES.has(option)) {
+      if (typeof value !== 'boolean') throw new UsageError(`${option} (--${flag}) must be a boolean, got ${typeof value}`);
+      if (value) argv.push(`--${flag}`);
+      continue;
+    }
     let text: string;
     if (option === 'peers') text = peersArg(value);
     else if (NUMERIC.has(option) ? typeof value === 'number' : typeof value === 'string') text = String(value);
@@ -140,6 +165,10 @@ function withPort(addr: string, port: number): string {
  */
 export async function startNode(options: StartNodeOptions = {}): Promise<EmbeddedNode> {
   const { flags, serveHttp } = startFlagsOf(options);
+  const exposure = exposureOf(flags, serveHttp);
+  const warnings = checkProtectedMode(exposure);
+  const tls = serveHttp ? serverTlsOf(flags.tlsCertFile, flags.tlsKeyFile) : undefined;
+  const ca = readCa(flags.caFile);
   if (serveHttp) await checkFree(flags.http, '--http');
   await checkFree(flags.raft, '--raft');
   const logger = options.logger
@@ -147,10 +176,12 @@ export async function startNode(options: StartNodeOptions = {}): Promise<Embedde
     : options.logLevel !== undefined
       ? pino({ level: flags.logLevel, base: { node: flags.id } }, pino.destination(2))
       : pino({ level: 'silent' });
+  // A silent node still says that it runs unprotected.
+  for (const w of warnings) options.logger || options.logLevel !== undefined ? logger.warn(w) : process.stderr.write(`velo ${flags.id}: ${w}\n`);
   let node: VeloNode;
   try {
     // Members learn each other's HTTP address from /cluster: none when it is not served.
-    node = await VeloNode.start(nodeOptions(flags, logger, serveHttp ? flags.http : ''));
+    node = await VeloNode.start({ ...nodeOptions(flags, logger, serveHttp ? advertisedHttpOf(flags) : ''), ...(ca !== undefined ? { ca } : {}) });
   } catch (e) {
     // The raft port, taken between the check and the listen: the transport says so in its own words.
     if ((e as { code?: string }).code === 'listen_failed') {
@@ -166,7 +197,7 @@ export async function startNode(options: StartNodeOptions = {}): Promise<Embedde
   let client: VeloClient;
   try {
     if (serveHttp) {
-      app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger });
+      app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger, ...(tls ? { tls } : {}) });
       const [host, port] = splitHostPort(flags.http);
       try {
         await app.listen({ host, port });

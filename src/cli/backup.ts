@@ -5,6 +5,7 @@
 
 import { UsageError, clusterFlag, parseArgs } from './args.js';
 import { TOKEN_FLAG, tokenOf } from './credentials.js';
+import { fetchOf } from './trust.js';
 import type { ProgressState } from '../../scripts/backup.js';
 
 /** Redraws of the bar at most this often: a fast restore would otherwise spend its time on the terminal. */
@@ -58,14 +59,14 @@ function abortOnSignal(): { signal: AbortSignal; dispose: () => void } {
 const rate = (bytes: number, seconds: number) => (seconds > 0 ? bytes / 1e6 / seconds : 0).toFixed(1);
 
 export async function backup(argv: string[]): Promise<number> {
-  const { flags } = parseArgs(argv, { to: 'value', cluster: 'value', ...TOKEN_FLAG }, 0);
+  const { flags } = parseArgs(argv, { to: 'value', cluster: 'value', ca: 'value', ...TOKEN_FLAG }, 0);
   const to = fileFlag(flags, 'to', 'backup');
   const cluster = clusterFlag(flags);
   const { backup: run } = await import('../../scripts/backup.js');
   const bar = progressBar();
   const abort = abortOnSignal();
   try {
-    const s = await run({ to, cluster, token: tokenOf(flags), onProgress: bar.update, signal: abort.signal });
+    const s = await run({ to, cluster, token: tokenOf(flags), fetch: fetchOf(flags), onProgress: bar.update, signal: abort.signal });
     bar.clear();
     process.stdout.write(
       `backup: ${count(s.partitions, 'partition')}, ${count(s.caches, 'cache')}, ${count(s.items, 'item')}, ${mb(s.bytes)} MB in ${s.seconds.toFixed(1)} s (${rate(s.bytes, s.seconds)} MB/s) to ${s.file}\n`,
@@ -78,14 +79,14 @@ export async function backup(argv: string[]): Promise<number> {
 }
 
 export async function restore(argv: string[]): Promise<number> {
-  const { flags } = parseArgs(argv, { from: 'value', cluster: 'value', overwrite: 'switch', ...TOKEN_FLAG }, 0);
+  const { flags } = parseArgs(argv, { from: 'value', cluster: 'value', overwrite: 'switch', ca: 'value', ...TOKEN_FLAG }, 0);
   const from = fileFlag(flags, 'from', 'restore');
   const cluster = clusterFlag(flags);
   const { restore: run } = await import('../../scripts/restore.js');
   const bar = progressBar();
   const abort = abortOnSignal();
   try {
-    const s = await run({ from, cluster, token: tokenOf(flags), overwrite: flags.has('overwrite'), onProgress: bar.update, signal: abort.signal });
+    const s = await run({ from, cluster, token: tokenOf(flags), overwrite: flags.has('overwrite'), fetch: fetchOf(flags), onProgress: bar.update, signal: abort.signal });
     bar.clear();
     const skipped = s.expired > 0 ? ` (${s.expired} expired, skipped)` : '';
     process.stdout.write(

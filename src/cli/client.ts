@@ -2,6 +2,9 @@
 
 import { CliError, UsageError, parseArgs } from './args.js';
 import { TOKEN_FLAG, authHeader, tokenOf } from './credentials.js';
+import { fetchOf } from './trust.js';
+import { untrustedMessage } from '../https/index.js';
+import type { Fetch } from '../https/index.js';
 
 const DEFAULT_URL = 'http://127.0.0.1:7070';
 const TIMEOUT_MS = 30_000;
@@ -14,10 +17,12 @@ interface Item {
   flags: Map<string, string>;
   args: string[];
   token: string | null;
+  /** Trusts --ca / VELO_CA. */
+  fetch: Fetch;
 }
 
 function parseItem(verb: string, argv: string[], extra: Record<string, 'value' | 'switch'>, maxArgs: number): Item {
-  const { flags, args } = parseArgs(argv, { cache: 'value', region: 'value', url: 'value', ...TOKEN_FLAG, ...extra }, maxArgs);
+  const { flags, args } = parseArgs(argv, { cache: 'value', region: 'value', url: 'value', ca: 'value', ...TOKEN_FLAG, ...extra }, maxArgs);
   const key = args[0];
   if (key === undefined || key === '') throw new UsageError(`${verb} needs a KEY`);
   for (const f of ['cache', 'region'] as const) if (flags.get(f) === '') throw new UsageError(`--${f} must not be empty`);
@@ -29,7 +34,7 @@ function parseItem(verb: string, argv: string[], extra: Record<string, 'value' |
     throw new UsageError(`--url must be like http://127.0.0.1:7070, got "${url}"`);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`--url must start with http:// or https://, got "${url}"`);
-  return { base: url.replace(/\/+$/, ''), cache: flags.get('cache') ?? 'default', region: flags.get('region') ?? null, key, flags, args, token: tokenOf(flags) };
+  return { base: url.replace(/\/+$/, ''), cache: flags.get('cache') ?? 'default', region: flags.get('region') ?? null, key, flags, args, token: tokenOf(flags), fetch: fetchOf(flags) };
 }
 
 function itemUrl(it: Item, query = ''): string {
@@ -44,11 +49,11 @@ function describe(it: Item): string {
 async function call(it: Item, init: RequestInit, query?: string): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(itemUrl(it, query), { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...authHeader(it.token) }, signal: AbortSignal.timeout(TIMEOUT_MS) });
+    res = await it.fetch(itemUrl(it, query), { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...authHeader(it.token) }, signal: AbortSignal.timeout(TIMEOUT_MS) });
   } catch (e) {
     const err = e as Error & { cause?: { code?: string; message?: string } };
     if (err.name === 'TimeoutError') throw new CliError(`no answer from ${it.base} within ${TIMEOUT_MS / 1000} s`);
-    const why = err.cause?.code === 'ECONNREFUSED' ? 'connection refused (is a node running there? see velo start)' : (err.cause?.code ?? err.cause?.message ?? err.message);
+    const why = untrustedMessage(e) ?? (err.cause?.code === 'ECONNREFUSED' ? 'connection refused (is a node running there? see velo start)' : (err.cause?.code ?? err.cause?.message ?? err.message));
     throw new CliError(`cannot reach ${it.base}: ${why}`);
   }
   if (res.ok) return res;

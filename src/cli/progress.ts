@@ -6,6 +6,8 @@
 
 import type { ClusterView } from '../node/service.js';
 import { authHeader } from './credentials.js';
+import { untrustedMessage } from '../https/index.js';
+import type { Fetch } from '../https/index.js';
 
 export type { ClusterView };
 
@@ -32,10 +34,10 @@ export function movesRemaining(view: ClusterView): number {
   return view.rebalance.movesInFlight + view.rebalance.movesPending;
 }
 
-/** GET {base}/v1/cluster; throws on anything but a 2xx JSON answer. */
-export async function fetchClusterView(base: string, signal?: AbortSignal, token: string | null = null): Promise<ClusterView> {
+/** GET {base}/v1/cluster (through `fetchFn`: one that trusts the cluster's CA); throws on anything but a 2xx JSON answer. */
+export async function fetchClusterView(base: string, signal?: AbortSignal, token: string | null = null, fetchFn: Fetch = fetch): Promise<ClusterView> {
   const timeout = AbortSignal.timeout(FETCH_TIMEOUT_MS);
-  const res = await fetch(`${base.replace(/\/+$/, '')}/v1/cluster`, { headers: authHeader(token), signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+  const res = await fetchFn(`${base.replace(/\/+$/, '')}/v1/cluster`, { headers: authHeader(token), signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
   if (!res.ok) {
     await res.body?.cancel();
     throw new Error(`HTTP ${res.status}`);
@@ -47,7 +49,7 @@ export async function fetchClusterView(base: string, signal?: AbortSignal, token
 function reason(e: unknown): string {
   const err = e as Error & { cause?: { code?: string } };
   if (err.name === 'TimeoutError') return 'no answer';
-  return err.cause?.code ?? err.message;
+  return untrustedMessage(e) ?? err.cause?.code ?? err.message;
 }
 
 function abortError(signal: AbortSignal): Error {
@@ -91,6 +93,8 @@ export interface FollowOptions {
   fetchView?: (base: string, signal?: AbortSignal) => Promise<ClusterView>;
   /** Sent with each poll where the cluster demands tokens. */
   token?: string | null;
+  /** The fetch each poll goes through (one that trusts the cluster's CA over HTTPS); default the global fetch. */
+  fetch?: Fetch;
 }
 
 /**
@@ -102,7 +106,7 @@ export interface FollowOptions {
 export async function followRebalance(base: string, opts: FollowOptions): Promise<ClusterView> {
   const { out, tty, until, label, signal } = opts;
   const pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
-  const fetchView = opts.fetchView ?? ((b: string, s?: AbortSignal) => fetchClusterView(b, s, opts.token ?? null));
+  const fetchView = opts.fetchView ?? ((b: string, s?: AbortSignal) => fetchClusterView(b, s, opts.token ?? null, opts.fetch));
   // Invariant: total = done + remaining, done never decreases; new work grows the total instead.
   let total = 0;
   let done = 0;

@@ -17,6 +17,10 @@ import { PEER_TLS_FLAGS, peerTlsFlags } from './peer-tls.js';
 import type { PeerTls } from '../transport/index.js';
 import { formatBytes, parseByteSize } from './byte-size.js';
 import { MIN_MAX_MEMORY_BYTES, defaultMaxMemoryBytes } from '../node/memory-cap.js';
+import { checkProtectedMode } from './protected-mode.js';
+import type { Exposure } from './protected-mode.js';
+import { readCa, serverTlsOf } from './trust.js';
+import { advertisedHttp, fetchTrusting } from '../https/index.js';
 
 export interface StartFlags {
   id: string;
@@ -53,6 +57,16 @@ export interface StartFlags {
   adminTokenFile: string | null;
   /** /metrics answers without a token even where tokens are demanded. */
   metricsPublic: boolean;
+  /** Serve HTTPS with this certificate (PEM file) and key; both or neither. */
+  tlsCertFile: string | null;
+  tlsKeyFile: string | null;
+  /** The CA this node trusts when it calls another node's HTTPS API (joining); else VELO_CA's file. */
+  caFile: string | null;
+  /** What other nodes and clients are told this node's HTTP and raft addresses are; needed when listening on 0.0.0.0 or ::. */
+  advertiseHttp: string | null;
+  advertiseRaft: string | null;
+  /** Start even where protected mode refuses (an address off loopback without credentials), with a warning at every start. */
+  insecure: boolean;
 }
 
 const SPEC = {
@@ -79,6 +93,12 @@ const SPEC = {
   'admin-token-file': 'value',
   'metrics-public': 'switch',
   ...PEER_TLS_FLAGS,
+  'tls-cert': 'value',
+  'tls-key': 'value',
+  ca: 'value',
+  'advertise-http': 'value',
+  'advertise-raft': 'value',
+  insecure: 'switch',
 } as const;
 
 function hostPort(flag: string, addr: string): string {
@@ -113,6 +133,8 @@ export function parseStartFlags(argv: string[]): StartFlags {
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new UsageError(`--id must be 1–64 of A–Z a–z 0–9 . _ -, got "${id}"`);
   const http = hostPort('--http', flags.get('http') ?? '127.0.0.1:7070');
   const raft = hostPort('--raft', flags.get('raft') ?? '127.0.0.1:7170');
+  const advertiseHttp = flags.has('advertise-http') ? hostPort('--advertise-http', flags.get('advertise-http')!) : null;
+  const advertiseRaft = flags.has('advertise-raft') ? hostPort('--advertise-raft', flags.get('advertise-raft')!) : null;
   const peers = new Map<string, string>();
   if (flags.has('peers')) {
     for (const part of flags.get('peers')!.split(',')) {
@@ -125,11 +147,14 @@ export function parseStartFlags(argv: string[]): StartFlags {
   } else {
     peers.set(id, raft);
   }
+  const listenRaft = flags.has('raft') ? raft : peers.get(id)!;
+  // This node's own entry is what /cluster reports as its raft address.
+  if (advertiseRaft !== null) peers.set(id, advertiseRaft);
   return {
     id,
     http,
     // Without --raft, listen where --peers says this node is.
-    raft: flags.has('raft') ? raft : peers.get(id)!,
+    raft: listenRaft,
     peers,
     partitions: intFlag(flags, 'partitions', 16, 1, 4096),
     replicas: intFlag(flags, 'replicas', 3, 1, 9),
@@ -150,7 +175,32 @@ export function parseStartFlags(argv: string[]): StartFlags {
     maxMemoryBytes: flags.has('max-memory') ? parseByteSize('max-memory', flags.get('max-memory')!, MIN_MAX_MEMORY_BYTES, 2 ** 50) : defaultMaxMemoryBytes(),
     adminTokenFile,
     metricsPublic: flags.has('metrics-public'),
+    tlsCertFile: flags.get('tls-cert') ?? null,
+    tlsKeyFile: flags.get('tls-key') ?? null,
+    caFile: flags.get('ca') ?? null,
+    advertiseHttp,
+    advertiseRaft,
+    insecure: flags.has('insecure'),
   };
+}
+
+/** What the node exposes, for protected mode; `serveHttp` false for an embedded node without the HTTP API. */
+export function exposureOf(flags: StartFlags, serveHttp = true): Exposure {
+  return {
+    http: serveHttp ? flags.http : null,
+    advertiseHttp: flags.advertiseHttp,
+    raft: flags.raft,
+    advertiseRaft: flags.advertiseRaft,
+    tokens: flags.adminTokenFile !== null,
+    peerTls: flags.peerTls !== null,
+    httpsServed: flags.tlsCertFile !== null,
+    insecure: flags.insecure,
+  };
+}
+
+/** The HTTP address this node advertises: --advertise-http or --http, as an https:// URL when it serves TLS. */
+export function advertisedHttpOf(flags: StartFlags): string {
+  return advertisedHttp(flags.advertiseHttp ?? flags.http, flags.tlsCertFile !== null);
 }
 
 /** One line for a listen that failed: which address, which role, why. */
@@ -176,11 +226,12 @@ export function checkFree(addr: string, what: string): Promise<void> {
  * takes the same ones). `advertisedHttp`: what /cluster tells others this
  * node serves HTTP on ('' when it serves none).
  */
-export function nodeOptions(flags: StartFlags, logger: Logger, advertisedHttp: string = flags.http): VeloNodeOptions {
+export function nodeOptions(flags: StartFlags, logger: Logger, advertised: string = advertisedHttpOf(flags)): VeloNodeOptions {
   return {
     id: flags.id,
-    http: advertisedHttp,
+    http: advertised,
     raft: flags.raft,
+    ...(flags.advertiseRaft !== null ? { advertiseRaft: flags.advertiseRaft } : {}),
     peers: flags.peers,
     partitions: flags.partitions,
     replicas: flags.replicas,
@@ -217,19 +268,24 @@ export const EXIT_REMOVED = 3;
  */
 export async function start(argv: string[]): Promise<number> {
   const flags = parseStartFlags(argv);
+  const exposure = exposureOf(flags);
+  const warnings = checkProtectedMode(exposure);
+  const tls = serverTlsOf(flags.tlsCertFile, flags.tlsKeyFile);
+  const ca = readCa(flags.caFile);
   // Whatever this process creates (LevelDB's files under --data-dir among them) is its user's alone.
   process.umask(0o077);
   await checkFree(flags.http, '--http');
   await checkFree(flags.raft, '--raft');
   const logger = pino({ level: flags.logLevel, base: { node: flags.id } }, pino.destination(2));
+  for (const w of warnings) logger.warn(w);
   // The node may learn it was removed while it starts: remember why until there is something to stop.
   let removed: string | null = null;
   let onRemoved = (why: string) => {
     removed = why;
   };
-  const node = await VeloNode.start({ ...nodeOptions(flags, logger), onRemoved: (why) => onRemoved(why) });
+  const node = await VeloNode.start({ ...nodeOptions(flags, logger), ...(ca !== undefined ? { ca } : {}), onRemoved: (why) => onRemoved(why) });
   if (flags.unsafeStaleStrongReads) logger.warn('--unsafe-stale-strong-reads-for-testing: strong reads are NOT linearizable on this node (a test switch)');
-  const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger, metricsPublic: flags.metricsPublic });
+  const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger, metricsPublic: flags.metricsPublic, ...(tls ? { tls } : {}) });
   const drain = installDrain(app);
   const [host, port] = splitHostPort(flags.http);
   try {
@@ -239,14 +295,16 @@ export async function start(argv: string[]): Promise<number> {
     throw listenError(e, flags.http, '--http');
   }
   const view = node.localCluster();
-  process.stdout.write(`velo ${flags.id} serving http://${flags.http} (raft ${flags.raft}, ${flags.join ? `joined through ${flags.join}` : `${view.members.length} member(s)`}, ${view.partitions.length} partitions, ${flags.dataDir ? `data in ${flags.dataDir}` : "in memory"}, max memory ${formatBytes(flags.maxMemoryBytes)})\n`);
+  const scheme = tls ? 'https' : 'http';
+  process.stdout.write(`velo ${flags.id} serving ${scheme}://${flags.http} (raft ${flags.raft}, ${flags.join ? `joined through ${flags.join}` : `${view.members.length} member(s)`}, ${view.partitions.length} partitions, ${flags.dataDir ? `data in ${flags.dataDir}` : "in memory"}, max memory ${formatBytes(flags.maxMemoryBytes)})\n`);
   // The path, never the secret.
   if (flags.adminTokenFile !== null) process.stdout.write(`velo ${flags.id}: tokens required; the admin token is in ${flags.adminTokenFile}\n`);
   // A joining node shows the moves that fill it, in the foreground, while it already serves.
   const following = new AbortController();
   if (flags.join) {
-    followRebalance(`http://${flags.http}`, {
+    followRebalance(`${scheme}://${flags.advertiseHttp ?? flags.http}`, {
       token: flags.adminTokenFile === null ? null : readFileSync(flags.adminTokenFile, 'utf8').trim(),
+      fetch: fetchTrusting(ca),
       out: process.stderr,
       tty: process.stderr.isTTY === true,
       label: `joining ${flags.id}`,

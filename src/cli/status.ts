@@ -4,6 +4,10 @@
 
 import { CliError, UsageError, clusterFlag, parseArgs } from './args.js';
 import { followRebalance, movesRemaining, renderBar } from './progress.js';
+import { fetchOf } from './trust.js';
+import { originOf } from '../client/http-backend.js';
+import { untrustedMessage } from '../https/index.js';
+import type { Fetch } from '../https/index.js';
 import type { ClusterView } from './progress.js';
 import { TOKEN_FLAG, authHeader, tokenOf } from './credentials.js';
 
@@ -16,14 +20,14 @@ interface Answer {
   text: string;
 }
 
-async function request(base: string, method: string, path: string, token: string | null): Promise<Answer> {
+async function request(fetchFn: Fetch, base: string, method: string, path: string, token: string | null): Promise<Answer> {
   let res: Response;
   try {
-    res = await fetch(`${base}${path}`, { method, headers: authHeader(token), signal: AbortSignal.timeout(TIMEOUT_MS) });
+    res = await fetchFn(`${base}${path}`, { method, headers: authHeader(token), signal: AbortSignal.timeout(TIMEOUT_MS) });
   } catch (e) {
     const err = e as Error & { cause?: { code?: string; message?: string } };
     if (err.name === 'TimeoutError') throw new CliError(`no answer from ${base} within ${TIMEOUT_MS / 1000} s`);
-    const why = err.cause?.code === 'ECONNREFUSED' ? 'connection refused (is a node running there? see velo start)' : (err.cause?.code ?? err.cause?.message ?? err.message);
+    const why = untrustedMessage(e) ?? (err.cause?.code === 'ECONNREFUSED' ? 'connection refused (is a node running there? see velo start)' : (err.cause?.code ?? err.cause?.message ?? err.message));
     throw new CliError(`cannot reach ${base}: ${why}`);
   }
   return { status: res.status, text: await res.text() };
@@ -75,9 +79,9 @@ export function formatStatus(view: ClusterView): string {
 }
 
 export async function status(argv: string[]): Promise<number> {
-  const { flags } = parseArgs(argv, { cluster: 'value', json: 'switch', ...TOKEN_FLAG }, 0);
+  const { flags } = parseArgs(argv, { cluster: 'value', json: 'switch', ca: 'value', ...TOKEN_FLAG }, 0);
   const base = clusterFlag(flags);
-  const a = await request(base, 'GET', '/v1/cluster', tokenOf(flags));
+  const a = await request(fetchOf(flags), base, 'GET', '/v1/cluster', tokenOf(flags));
   if (a.status < 200 || a.status > 299) throw failure(base, a);
   const view = parseView(base, a);
   process.stdout.write(flags.has('json') ? `${a.text.trimEnd()}\n` : formatStatus(view));
@@ -85,13 +89,14 @@ export async function status(argv: string[]): Promise<number> {
 }
 
 /** The member to follow a drain on: the node being removed leaves the cluster and would stop seeing it. */
-async function followBase(base: string, id: string, token: string | null): Promise<string> {
+async function followBase(fetchFn: Fetch, base: string, id: string, token: string | null): Promise<string> {
   try {
-    const a = await request(base, 'GET', '/v1/cluster', token);
+    const a = await request(fetchFn, base, 'GET', '/v1/cluster', token);
     const view = parseView(base, a);
     if (view.node !== id) return base;
     const other = view.members.find((m) => m.id !== id && m.status !== 'removed' && m.status !== 'draining' && m.state === 'up' && m.http);
-    return other ? `${new URL(base).protocol}//${other.http}` : base;
+    // A member's http is host:port over plain HTTP, an https:// URL over TLS.
+    return other ? originOf(other.http) : base;
   } catch {
     return base; // followRebalance waits for it
   }
@@ -107,13 +112,14 @@ function abortOnSignal(): { signal: AbortSignal; dispose: () => void } {
 }
 
 export async function removeNode(argv: string[]): Promise<number> {
-  const { flags, args } = parseArgs(argv, { cluster: 'value', force: 'switch', 'no-wait': 'switch', ...TOKEN_FLAG }, 1);
+  const { flags, args } = parseArgs(argv, { cluster: 'value', force: 'switch', 'no-wait': 'switch', ca: 'value', ...TOKEN_FLAG }, 1);
   const id = args[0];
   if (id === undefined) throw new UsageError('remove-node needs the ID of the member to remove');
   if (!NODE_ID.test(id)) throw new UsageError(`a node ID is 1–64 of A–Z a–z 0–9 . _ -, got "${id}"`);
   const base = clusterFlag(flags);
   const token = tokenOf(flags);
-  const a = await request(base, 'DELETE', `/v1/cluster/members/${encodeURIComponent(id)}${flags.has('force') ? '?force=true' : ''}`, token);
+  const fetchFn = fetchOf(flags);
+  const a = await request(fetchFn, base, 'DELETE', `/v1/cluster/members/${encodeURIComponent(id)}${flags.has('force') ? '?force=true' : ''}`, token);
   if (a.status < 200 || a.status > 299) throw failure(base, a);
   if (flags.has('no-wait')) {
     process.stdout.write(`${id} is draining: its replicas are moving to the other members (velo status shows the progress)\n`);
@@ -121,8 +127,9 @@ export async function removeNode(argv: string[]): Promise<number> {
   }
   const abort = abortOnSignal();
   try {
-    await followRebalance(await followBase(base, id, token), {
+    await followRebalance(await followBase(fetchFn, base, id, token), {
       token,
+      fetch: fetchFn,
       out: process.stderr,
       tty: process.stderr.isTTY === true,
       label: `draining ${id}`,

@@ -37,6 +37,8 @@ export interface VeloClientOptions {
   timeoutMs?: number;
   /** The token sent to a cluster that demands one (`Authorization: Bearer`); with `nodes` only. */
   token?: string;
+  /** PEM of the CA that signed the nodes' HTTPS certificates (`velo certs` makes one); https:// nodes are verified against it. */
+  ca?: string | Buffer;
 }
 
 export interface Item<T> {
@@ -114,7 +116,8 @@ export class VeloClient {
     if (nc !== undefined && typeof nc !== 'boolean' && (typeof nc !== 'object' || nc === null)) throw new TypeError('nearCache must be true, false or { maxItems, maxBytes }');
     if (opts.nodes !== undefined && !Array.isArray(opts.nodes)) throw new TypeError('nodes must be an array of HTTP addresses');
     if (opts.token !== undefined && opts.backend !== undefined) throw new TypeError('token goes with nodes: a given backend brings its own credentials');
-    this.backend = opts.backend ?? new HttpBackend({ nodes: opts.nodes!, timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, ...(opts.token !== undefined ? { token: opts.token } : {}) });
+    if (opts.ca !== undefined && opts.backend !== undefined) throw new TypeError('ca applies to nodes reached over HTTPS: give it with nodes, not with backend');
+    this.backend = opts.backend ?? new HttpBackend({ nodes: opts.nodes!, timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, ...(opts.token !== undefined ? { token: opts.token } : {}), ...(opts.ca !== undefined ? { ca: opts.ca } : {}) });
     this.serializer = s ?? defaultSerializer;
     this.consistency = opts.consistency ?? 'strong';
     this.near = nc === undefined || nc === false ? null : new NearCache(this.backend, nc === true ? {} : nc);

@@ -52,6 +52,8 @@ export class HistoryLostError extends VeloClientError {}
 export class UnauthenticatedError extends VeloClientError {}
 /** The token is valid but its role or its caches do not cover the operation (403). */
 export class ForbiddenError extends VeloClientError {}
+/** A node's HTTPS certificate is not trusted (no `ca` option, or not the CA that signed it): nothing was sent. */
+export class UntrustedCertificateError extends VeloClientError {}
 /** The server failed (500), or answered something this client cannot read. */
 export class InternalError extends VeloClientError {}
 

@@ -28,9 +28,11 @@
 // IndeterminateError and can read the key to see where things stand.
 
 import { Client, Pool } from 'undici';
+import { checkCa, connectTrusting, untrustedCode, untrustedMessage } from '../https/index.js';
+import type { CaPem } from '../https/index.js';
 import { partitionOf } from '../node/partition-map.js';
 import type { Backend, CacheSettings, CacheStats, ChangeEvent, ClusterView, Consistency, EventEnvelope, EventFilter, ItemAddress, PutCommand, StoredItem } from './backend.js';
-import { BadRequestError, HistoryLostError, IndeterminateError, InternalError, UnavailableError, VeloClientError, errorFor } from './errors.js';
+import { BadRequestError, HistoryLostError, IndeterminateError, InternalError, UnavailableError, UntrustedCertificateError, VeloClientError, errorFor } from './errors.js';
 
 export interface HttpBackendOptions {
   /** HTTP addresses of any members: "127.0.0.1:7001" or "http://127.0.0.1:7001". */
@@ -41,6 +43,8 @@ export interface HttpBackendOptions {
   connectionsPerNode?: number;
   /** Sent as `Authorization: Bearer` with every request, where the cluster demands tokens. */
   token?: string;
+  /** PEM of the CA that signed the nodes' HTTPS certificates: trusted instead of the system's roots. */
+  ca?: CaPem;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -145,6 +149,8 @@ function certainlyNotSent(e: unknown): boolean {
 }
 
 function describe(e: unknown): string {
+  const untrusted = untrustedMessage(e, 'give the client option `ca`');
+  if (untrusted !== null) return untrusted;
   const code = errorCode(e);
   const message = e instanceof Error ? e.message : String(e);
   return code && !message.includes(code) ? `${code}: ${message}` : message;
@@ -201,6 +207,8 @@ export class HttpBackend implements Backend {
   private readonly seeds: string[];
   /** The Authorization header every request carries (none without a token). */
   private readonly auth: Record<string, string>;
+  /** undici's connect options: the CA to verify nodes against, when given. */
+  private readonly connect: { ca: string } | undefined;
   private readonly pools = new Map<string, Pool>();
   /** Each event stream has a connection of its own (it lasts). */
   private readonly streams = new Set<Client>();
@@ -222,6 +230,7 @@ export class HttpBackend implements Backend {
     if (!Number.isSafeInteger(this.timeoutMs) || this.timeoutMs <= 0) throw new TypeError(`timeoutMs must be a positive integer (ms), got ${opts.timeoutMs}`);
     this.connectionsPerNode = opts.connectionsPerNode ?? DEFAULT_CONNECTIONS_PER_NODE;
     if (!Number.isSafeInteger(this.connectionsPerNode) || this.connectionsPerNode <= 0) throw new TypeError(`connectionsPerNode must be a positive integer, got ${opts.connectionsPerNode}`);
+    this.connect = connectTrusting(opts.ca === undefined ? undefined : checkCa(opts.ca, 'ca'));
   }
 
   // ------------------------------------------------------------ the operations
@@ -383,7 +392,7 @@ export class HttpBackend implements Backend {
     if (!this.map && !this.closed) await this.refreshMap().catch(() => {});
     for (let failures = 0; !signal.aborted && !this.closed; ) {
       const origin = this.originFor(target);
-      const client = new Client(origin, { headersTimeout: this.timeoutMs, bodyTimeout: STREAM_IDLE_MS });
+      const client = new Client(origin, { headersTimeout: this.timeoutMs, bodyTimeout: STREAM_IDLE_MS, ...(this.connect ? { connect: this.connect } : {}) });
       this.streams.add(client);
       let opened = false;
       try {
@@ -413,6 +422,7 @@ export class HttpBackend implements Backend {
       } catch (e) {
         if (signal.aborted || this.closed) return;
         if (e instanceof VeloClientError) throw e;
+        if (untrustedCode(e) !== null) throw new UntrustedCertificateError('untrusted_certificate', `events of ${filter.cache}: ${origin}: ${describe(e)}`, null);
         if (!opened) this.nodeFailed(origin);
       } finally {
         this.streams.delete(client);
@@ -470,6 +480,8 @@ export class HttpBackend implements Backend {
       try {
         a = await this.exchange(origin, req, attemptMs);
       } catch (e) {
+        // The handshake failed before the request left; asking again, here or elsewhere, meets the same certificate.
+        if (untrustedCode(e) !== null) throw new UntrustedCertificateError('untrusted_certificate', `${req.what}: ${origin}: ${describe(e)}`, null);
         last = `${origin}: ${describe(e)}`;
         lastStatus = null;
         this.nodeFailed(origin);
@@ -521,7 +533,7 @@ export class HttpBackend implements Backend {
     let pool = this.pools.get(origin);
     if (!pool) {
       if (this.closed) throw new UnavailableError('unavailable', 'the client was closed', null);
-      pool = new Pool(origin, { connections: this.connectionsPerNode, connectTimeout: Math.min(this.timeoutMs, 5000) });
+      pool = new Pool(origin, { connections: this.connectionsPerNode, connectTimeout: Math.min(this.timeoutMs, 5000), ...(this.connect ? { connect: this.connect } : {}) });
       this.pools.set(origin, pool);
     }
     return pool;

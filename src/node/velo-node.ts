@@ -16,6 +16,7 @@ import { MemoryStorage } from '../../storage/memory-storage.js';
 import { Transport } from '../transport/index.js';
 import type { PeerTls } from '../transport/index.js';
 import { joinProofRefusal, makeJoinProof, type JoinClaim, type JoinProof } from './join-proof.js';
+import { fetchTrusting, untrustedMessage } from '../https/index.js';
 import { DriveLoop } from './drive-loop.js';
 import { VeloError } from './errors.js';
 import { Group, NodeRemoved, NotApplied } from './group.js';
@@ -44,10 +45,17 @@ import type { Principal, Role } from './tokens.js';
 
 export interface VeloNodeOptions {
   id: NodeId;
-  /** host:port this node's HTTP API listens on (reported in /cluster). */
+  /**
+   * Where this node's HTTP API is reached, as reported in /cluster:
+   * host:port over plain HTTP, https://host:port over TLS ('' when it serves none).
+   */
   http: string;
-  /** host:port of this node's raft transport. */
+  /** host:port of this node's raft transport (where it listens). */
   raft: string;
+  /** host:port the other members are told to reach the raft transport at; default `raft`. */
+  advertiseRaft?: string;
+  /** PEM of the CA this node trusts when it calls another member's HTTPS API (joining); absent: the system's roots. */
+  ca?: string;
   /**
    * Every bootstrap member's raft address, this node's included (a joining
    * node: only its own). Members that joined later are reached at the
@@ -219,7 +227,7 @@ function failure(r: { code: string; message: string }): VeloError {
 
 export class VeloNode implements CacheService {
   readonly id: NodeId;
-  private readonly o: Required<Omit<VeloNodeOptions, 'logger' | 'adminTokenFile' | 'peerTls'>>;
+  private readonly o: Required<Omit<VeloNodeOptions, 'logger' | 'adminTokenFile' | 'peerTls' | 'ca' | 'advertiseRaft'>> & Pick<VeloNodeOptions, 'ca'>;
   /** Mutual TLS on the raft port; with it, a joining node must prove its identity with its certificate. */
   private readonly peerTls: PeerTls | null;
   private readonly log: Logger;
@@ -349,7 +357,8 @@ export class VeloNode implements CacheService {
       warn: (line) => (opts.logger ?? pino({ level: 'silent' })).warn({ component: 'transport' }, line),
       tls: opts.peerTls ?? null,
     });
-    const node = new VeloNode(opts, opts.id, transport, store, admin?.secret ?? null);
+    // From here on `raft` is what the others are told (registration, /cluster); the transport listens where it was asked.
+    const node = new VeloNode(opts.advertiseRaft ? { ...opts, raft: opts.advertiseRaft } : opts, opts.id, transport, store, admin?.secret ?? null);
     transport.onRaftMessages((from, batch) => node.onRaftMessages(from, batch));
     transport.onRequest((from, payload) => node.onPeerRequest(from, payload));
     try {
@@ -397,7 +406,7 @@ export class VeloNode implements CacheService {
         const headers: Record<string, string> = { 'content-type': 'application/json' };
         // A cluster that demands tokens lets an admin add a member, or (with peer TLS) the node its certificate proves.
         if (this.adminSecret !== null) headers.authorization = `Bearer ${this.adminSecret}`;
-        const res = await fetch(`${base}/v1/cluster/members`, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.o.requestTimeoutMs + 1000) });
+        const res = await fetchTrusting(this.o.ca)(`${base}/v1/cluster/members`, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.o.requestTimeoutMs + 1000) });
         const out = (await res.json()) as { error?: { code: string; message: string }; members?: MemberRecord[]; partitions?: number; replicas?: number };
         if (res.ok && out.members && out.partitions && out.replicas) {
           this.o.partitions = out.partitions;
@@ -410,6 +419,9 @@ export class VeloNode implements CacheService {
         if (res.status >= 400 && res.status < 500) throw new Error(`joining through ${base} was refused: ${last}`);
       } catch (e) {
         if ((e as Error).message.startsWith('joining through')) throw e;
+        // A certificate this node does not trust will not become trusted by asking again.
+        const untrusted = untrustedMessage(e);
+        if (untrusted !== null) throw new Error(`joining through ${base}: ${untrusted}`);
         last = (e as Error).message;
       }
       if (Date.now() > deadline) throw new Error(`could not join the cluster through ${base}: ${last}`);

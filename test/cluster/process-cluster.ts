@@ -112,7 +112,7 @@ export class ProcessCluster {
       const onData = (chunk: Buffer) => {
         const text = chunk.toString();
         n.output.push(text);
-        if (text.includes('serving http://')) resolve();
+        if (/serving https?:\/\//.test(text)) resolve();
       };
       proc.stdout!.on('data', onData);
       proc.stderr!.on('data', (c: Buffer) => n.output.push(c.toString()));
