@@ -8,6 +8,7 @@ import { cacheRoutes } from './caches.js';
 import { clusterRoutes, operationsRoutes } from './cluster.js';
 import { edgeOptions, installEdge } from './edge.js';
 import { installAuth } from './auth.js';
+import { installBrowserGuard } from './browser-guard.js';
 import { installErrorHandler } from './errors.js';
 import { eventRoutes } from './events.js';
 import { itemRoutes } from './items.js';
@@ -31,6 +32,8 @@ export interface ServerOptions {
   limits?: Partial<HttpLimits>;
   /** Serve HTTPS with this certificate and key (TLS 1.2 or newer); plain HTTP if absent. */
   tls?: ServerTls;
+  /** Refuse what a web page could send (protected mode on loopback without tokens): see browser-guard.ts. */
+  browserGuard?: boolean;
 }
 
 export const DEFAULT_MAX_VALUE_BYTES = 1 << 20;
@@ -52,6 +55,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   installConnectionLimits(app, limits);
   const streams = new EventStreams(limits);
   installGracefulClose(app, streams, limits.shutdownGraceMs);
+  // A request a web page forged is refused before any route or token check reads it.
+  if (opts.browserGuard) installBrowserGuard(app);
   installAuth(app, opts.service);
   app.addHook('onResponse', async (req, reply) => {
     opts.service.observeRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);

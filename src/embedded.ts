@@ -13,7 +13,7 @@ import { buildServer } from '../api/server.js';
 import { UsageError } from './cli/args.js';
 import type { LogLevel } from './cli/args.js';
 import { advertisedHttpOf, checkFree, exposureOf, listenError, nodeOptions, parseStartFlags } from './cli/start.js';
-import { checkProtectedMode } from './cli/protected-mode.js';
+import { browserGuardApplies, checkProtectedMode } from './cli/protected-mode.js';
 import { readCa, serverTlsOf } from './cli/trust.js';
 import type { StartFlags } from './cli/start.js';
 import { VeloClient } from './client/client.js';
@@ -197,7 +197,7 @@ export async function startNode(options: StartNodeOptions = {}): Promise<Embedde
   let client: VeloClient;
   try {
     if (serveHttp) {
-      app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger, ...(tls ? { tls } : {}) });
+      app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger, ...(tls ? { tls } : {}), browserGuard: browserGuardApplies(exposure) });
       const [host, port] = splitHostPort(flags.http);
       try {
         await app.listen({ host, port });

@@ -75,3 +75,13 @@ export function checkProtectedMode(e: Exposure): string[] {
   if (open.length === 0) return ['--insecure: protected mode is off, but nothing is exposed (both addresses are loopback or protected)'];
   return open.map((what) => `--insecure: ${what}`);
 }
+
+/**
+ * The browser guard (api/browser-guard.ts) protects a node whose HTTP API is
+ * open on loopback: no tokens, no TLS. There the attacker is any web page
+ * the user opens (DNS rebinding, cross-site forms). Tokens stop both; over
+ * TLS a rebound name fails the certificate check.
+ */
+export function browserGuardApplies(e: Exposure): boolean {
+  return e.http !== null && httpOffLoopback(e) === null && !e.tokens && !e.httpsServed;
+}

@@ -17,7 +17,7 @@ import { PEER_TLS_FLAGS, peerTlsFlags } from './peer-tls.js';
 import type { PeerTls } from '../transport/index.js';
 import { formatBytes, parseByteSize } from './byte-size.js';
 import { MIN_MAX_MEMORY_BYTES, defaultMaxMemoryBytes } from '../node/memory-cap.js';
-import { checkProtectedMode } from './protected-mode.js';
+import { browserGuardApplies, checkProtectedMode } from './protected-mode.js';
 import type { Exposure } from './protected-mode.js';
 import { readCa, serverTlsOf } from './trust.js';
 import { advertisedHttp, fetchTrusting } from '../https/index.js';
@@ -285,7 +285,7 @@ export async function start(argv: string[]): Promise<number> {
   };
   const node = await VeloNode.start({ ...nodeOptions(flags, logger), ...(ca !== undefined ? { ca } : {}), onRemoved: (why) => onRemoved(why) });
   if (flags.unsafeStaleStrongReads) logger.warn('--unsafe-stale-strong-reads-for-testing: strong reads are NOT linearizable on this node (a test switch)');
-  const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger, metricsPublic: flags.metricsPublic, ...(tls ? { tls } : {}) });
+  const app = await buildServer({ service: node, maxValueBytes: flags.maxValueBytes, logger, metricsPublic: flags.metricsPublic, ...(tls ? { tls } : {}), browserGuard: browserGuardApplies(exposure) });
   const drain = installDrain(app);
   const [host, port] = splitHostPort(flags.http);
   try {

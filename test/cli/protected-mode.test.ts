@@ -1,7 +1,7 @@
 // Protected mode's rules as pure functions: which addresses are loopback or
-// "every address", and when a node may start.
+// "every address", when a node may start, and when the browser guard is on.
 import { describe, expect, test } from 'vitest';
-import { checkProtectedMode } from '../../src/cli/protected-mode.js';
+import { browserGuardApplies, checkProtectedMode } from '../../src/cli/protected-mode.js';
 import type { Exposure } from '../../src/cli/protected-mode.js';
 import { isLoopbackHost, isUnspecifiedHost } from '../../src/node/loopback.js';
 
@@ -42,5 +42,16 @@ describe('checkProtectedMode', () => {
     expect(open[1]).toMatch(/^--insecure: the raft port \(--raft 10\.0\.0\.1:7170\) accepts any peer/);
     expect(() => checkProtectedMode({ ...base, http: '0.0.0.0:7070', insecure: true })).toThrow(/add --advertise-http/);
     expect(checkProtectedMode({ ...base, insecure: true })).toEqual(['--insecure: protected mode is off, but nothing is exposed (both addresses are loopback or protected)']);
+  });
+});
+
+describe('browserGuardApplies', () => {
+  test('only to an HTTP API open on loopback: no tokens, no TLS, not advertised elsewhere', () => {
+    expect(browserGuardApplies(base)).toBe(true);
+    expect(browserGuardApplies({ ...base, tokens: true })).toBe(false);
+    expect(browserGuardApplies({ ...base, httpsServed: true })).toBe(false);
+    expect(browserGuardApplies({ ...base, http: null })).toBe(false);
+    expect(browserGuardApplies({ ...base, advertiseHttp: '10.0.0.1:7070', insecure: true })).toBe(false);
+    expect(browserGuardApplies({ ...base, http: '0.0.0.0:7070', advertiseHttp: '127.0.0.1:7070', insecure: true })).toBe(false);
   });
 });
