@@ -5,7 +5,12 @@
 // and Origin as a browser would.
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ProcessCluster } from './process-cluster.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, ProcessCluster } from './process-cluster.js';
+import { startServing } from '../support/velo-cli.js';
+import { until } from '../../scripts/poll.js';
 
 let cluster: ProcessCluster;
 let port: number;
@@ -130,4 +135,30 @@ describe('content types a form can send', () => {
     expect((await send('POST', `${item('untyped')}/touch?ttlMs=60000`)).status).toBe(200);
     expect((await send('DELETE', item('typed'))).status).toBe(204);
   });
+});
+
+describe('where tokens are demanded the guard is off: a token is the proof a page cannot forge', () => {
+  test('a request with a valid token is served whatever its Host, Origin and content type', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'velo-guard-'));
+    const tokenFile = join(dir, 'admin.token');
+    const http = await freePort();
+    const node = await startServing(['--http', `127.0.0.1:${http}`, '--raft', `127.0.0.1:${await freePort()}`, '--partitions', '2', '--log-level', 'warn', '--admin-token-file', tokenFile]);
+    try {
+      const token = readFileSync(tokenFile, 'utf8').trim();
+      const auth = { authorization: `Bearer ${token}` };
+      await until('the admin token accepted', async () => (await fetch(`http://127.0.0.1:${http}/v1/caches`, { headers: auth })).status === 200, 30_000);
+      const put = await new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: http, method: 'PUT', path: item('tokened'), headers: { ...auth, host: 'cache.internal.example', origin: 'https://app.example', 'content-type': 'application/x-www-form-urlencoded' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        req.once('error', reject);
+        req.end('a=1');
+      });
+      expect(put).toBe(201);
+    } finally {
+      await node.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

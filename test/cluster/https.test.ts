@@ -4,16 +4,17 @@
 // session store, backup and restore, a node joining through it) works when
 // it trusts the cluster's CA (--ca, VELO_CA, the option `ca`), and fails at
 // once with a line that says to give it when it does not.
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { VeloClient, UntrustedCertificateError } from '../../src/client/index.js';
 import { VeloSessionStore } from '../../src/session/express-store.js';
-import { ProcessCluster } from './process-cluster.js';
+import { freePort, ProcessCluster } from './process-cluster.js';
 import { makeCa, opensslMissing } from '../support/certs.js';
 import type { TestCa } from '../support/certs.js';
-import { velo } from '../support/velo-cli.js';
+import { startServing, velo } from '../support/velo-cli.js';
+import type { Serving } from '../support/velo-cli.js';
 
 const missing = opensslMissing();
 if (missing) console.warn(`skipping test/cluster/https.test.ts: ${missing}`);
@@ -166,6 +167,24 @@ describe.skipIf(missing !== null)('a node serving HTTPS', () => {
       await cluster.until('n2 listed with its https address', async () => (await view(client)).members.some((m) => m.id === 'n2' && m.http === `https://${cluster.node('n2').http}`));
     } finally {
       await client.close();
+    }
+  }, 60_000);
+});
+
+describe('a node serving HTTPS with the certificates velo certs makes', () => {
+  test('one certificate serves both the raft port (peer TLS) and HTTPS, and the CLI trusts its ca.crt', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'velo-https-certs-'));
+    let node: Serving | null = null;
+    try {
+      expect((await velo(['certs', '--out', dir, '--nodes', 'n1'])).status).toBe(0);
+      const [http, raft] = [await freePort(), await freePort()];
+      node = await startServing(['--http', `127.0.0.1:${http}`, '--raft', `127.0.0.1:${raft}`, '--log-level', 'warn', '--tls-cert', join(dir, 'n1.crt'), '--tls-key', join(dir, 'n1.key'), '--peer-ca', join(dir, 'ca.crt'), '--peer-cert', join(dir, 'n1.crt'), '--peer-key', join(dir, 'n1.key')]);
+      const status = await velo(['status', '--cluster', `https://127.0.0.1:${http}`, '--ca', join(dir, 'ca.crt')]);
+      expect(status.stderr).toBe('');
+      expect(status.stdout).toContain(`https://127.0.0.1:${http}`);
+    } finally {
+      await node?.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
 });

@@ -12,6 +12,9 @@ import { freePort } from './process-cluster.js';
 import { startServing, velo } from '../support/velo-cli.js';
 import type { Serving } from '../support/velo-cli.js';
 import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { until } from '../../scripts/poll.js';
 
 /** TEST-NET-1 (RFC 5737): an address off loopback that no machine here has. */
@@ -54,6 +57,35 @@ describe('velo start refuses, exit 2 and one line, where it would be open to oth
       expect(await canListen('0.0.0.0', raft)).toBe(true);
     });
   }
+});
+
+describe('velo start with the credentials protected mode asks for', () => {
+  test('--admin-token-file lets HTTP listen off loopback; --peer-ca/--peer-cert/--peer-key let raft; each is checked on its own', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'velo-protected-'));
+    try {
+      const certs = await velo(['certs', '--out', dir, '--nodes', 'n1']);
+      expect(certs.status).toBe(0);
+      const peer = ['--peer-ca', join(dir, 'ca.crt'), '--peer-cert', join(dir, 'n1.crt'), '--peer-key', join(dir, 'n1.key')];
+      const tokens = ['--admin-token-file', join(dir, 'admin.token')];
+      const [http, raft] = [await freePort(), await freePort()];
+      const exposed = ['--http', `0.0.0.0:${http}`, '--advertise-http', `127.0.0.1:${http}`, '--raft', `0.0.0.0:${raft}`, '--advertise-raft', `127.0.0.1:${raft}`, '--log-level', 'warn'];
+      // Each credential alone leaves the other port open: refused, naming the one still missing.
+      const onlyTokens = await velo(['start', ...exposed, ...tokens], {}, 15_000);
+      expect([onlyTokens.status, onlyTokens.stderr.trim()]).toEqual([2, expect.stringMatching(/^velo: --raft 0\.0\.0\.0:\d+ is not a loopback address: add --peer-ca FILE/)]);
+      const onlyPeers = await velo(['start', ...exposed, ...peer], {}, 15_000);
+      expect([onlyPeers.status, onlyPeers.stderr.trim()]).toEqual([2, expect.stringMatching(/^velo: --http 0\.0\.0\.0:\d+ is not a loopback address: add --admin-token-file FILE/)]);
+      const node = await startServing([...exposed, ...tokens, ...peer]);
+      running.push(node);
+      expect(node.output.join('')).not.toContain('--insecure');
+      // Served, with tokens demanded (503 until the node's metadata holds them).
+      const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+      await until('the admin token accepted', async () => (await fetch(`http://127.0.0.1:${http}/v1/cluster`, { headers: { authorization: `Bearer ${token}` } })).status === 200, 30_000);
+      expect((await fetch(`http://127.0.0.1:${http}/v1/cluster`)).status).toBe(401);
+      await node.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('velo start --insecure', () => {
