@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions, RouteOptions } from 'fastify';
 import type { FastifySchemaValidationError, SchemaErrorDataVar } from 'fastify/types/schema.js';
 import type { Logger } from 'pino';
+import { VeloError } from '../src/node/errors.js';
 import { errorBody } from './errors.js';
 
 /** A client's text quoted back in an error message is cut to this many characters. */
@@ -77,9 +78,11 @@ function routeOf(req: FastifyRequest): { method: string; route: string } {
 }
 
 /** Fastify options for the edge; `logger` is given its route-only request serializer. */
-export function edgeOptions(logger?: Logger): Pick<FastifyServerOptions, 'ajv' | 'schemaErrorFormatter' | 'frameworkErrors' | 'clientErrorHandler'> & { loggerInstance?: Logger } {
+export function edgeOptions(logger?: Logger): Pick<FastifyServerOptions, 'ajv' | 'schemaErrorFormatter' | 'frameworkErrors' | 'clientErrorHandler' | 'return503OnClosing'> & { loggerInstance?: Logger } {
   return {
     ajv: AJV,
+    // Fastify's own 503 while closing is in its format: refuseWhileClosing answers in the contract's.
+    return503OnClosing: false,
     schemaErrorFormatter,
     frameworkErrors,
     clientErrorHandler,
@@ -94,6 +97,20 @@ const NO_QUERY = { type: 'object', additionalProperties: false, properties: {} }
 export function installEdge(app: FastifyInstance): void {
   requireDeclaredQuery(app);
   answerExpectations(app);
+  refuseWhileClosing(app);
+}
+
+/** A request that reaches a closing server (on a connection it still holds) is told to go elsewhere. */
+function refuseWhileClosing(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_req, reply) => {
+    if (!closing) return;
+    reply.header('Connection', 'close');
+    throw new VeloError('unavailable', 'this node is shutting down: send the request to another member', 1);
+  });
 }
 
 /**
