@@ -28,7 +28,8 @@ let served: Served;
 let port: number;
 
 beforeAll(async () => {
-  served = await serveNode({ maxValueBytes: 4096, partitions: PARTITIONS });
+  // As `velo start` serves on loopback without tokens: with the browser guard.
+  served = await serveNode({ maxValueBytes: 4096, partitions: PARTITIONS, browserGuard: true });
   port = Number(new URL(served.base).port);
   // A second cache and an item in a region, so that requests find something to change or to refuse.
   expect((await fetch(`${served.base}/v1/caches/fz`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(201);

@@ -54,15 +54,28 @@ const junkJsonValue = fc.oneof(
   fc.integer(),
 );
 
-/** A valid body with exactly one defect: a field of the wrong type, a required one missing, or an unknown one. */
-function withOneDefect(valid: Record<string, unknown>, required: string[]): fc.Arbitrary<Record<string, unknown>> {
+/**
+ * A valid body with exactly one defect: a field of the wrong type, a required
+ * one missing, or an unknown one. A replacement that happens to be valid
+ * too (`"caches": null` means every cache) is dropped when `mayBeValid` says so.
+ */
+function withOneDefect(valid: Record<string, unknown>, required: string[], mayBeValid: (b: Record<string, unknown>) => boolean = () => false): fc.Arbitrary<Record<string, unknown>> {
   const keys = Object.keys(valid);
   return fc.oneof(
     fc.tuple(fc.constantFrom(...keys), junkJsonValue).map(([k, v]) => ({ ...valid, [k]: v })).filter((b) => JSON.stringify(b) !== JSON.stringify(valid)),
     ...(required.length > 0 ? [fc.constantFrom(...required).map((k) => Object.fromEntries(Object.entries(valid).filter(([key]) => key !== k)))] : []),
     fc.tuple(fc.constantFrom('extra', 'role', 'Id', '__proto__x'), junkJsonValue).map(([k, v]) => ({ ...valid, [k]: v })),
-  );
+  ).filter((b) => !mayBeValid(b));
 }
+
+const ID = /^[A-Za-z0-9._-]{1,64}$/;
+const isName = (v: unknown) => typeof v === 'string' && ID.test(v);
+/** A member body the route could accept: one would change the membership. */
+const memberMayBeValid = (b: Record<string, unknown>) =>
+  Object.keys(b).every((k) => ['id', 'raft', 'http', 'member'].includes(k)) && isName(b.id) && typeof b.raft === 'string' && typeof b.http === 'string' && (b.member === undefined || typeof b.member === 'string');
+/** A token body the route could accept: one would turn authentication on. */
+const tokenMayBeValid = (b: Record<string, unknown>) =>
+  Object.keys(b).every((k) => ['name', 'role', 'caches'].includes(k)) && isName(b.name) && typeof b.role === 'string' && (b.caches === undefined || b.caches === null || Array.isArray(b.caches));
 
 /** Cache settings: valid ones that can never evict or fill up, and junk. */
 const settingsBody = fc.oneof(
@@ -151,10 +164,10 @@ const cacheRequest: fc.Arbitrary<Shape> = cacheName.chain((cache) =>
 /** Membership and tokens: only bodies with a defect, and members that do not exist. */
 const adminRequest: fc.Arbitrary<Shape> = fc.oneof(
   query({}).map((q) => ({ method: 'GET', path: `/v1/cluster${q}`, headers: [] })),
-  jsonBody(withOneDefect({ id: 'n9', raft: '127.0.0.1:1', http: '127.0.0.1:2', member: 'n9@2' }, ['id', 'raft', 'http'])).map((b) => withBody('POST', '/v1/cluster/members', [], b)),
+  jsonBody(withOneDefect({ id: 'n9', raft: '127.0.0.1:1', http: '127.0.0.1:2', member: 'n9@2' }, ['id', 'raft', 'http'], memberMayBeValid)).map((b) => withBody('POST', '/v1/cluster/members', [], b)),
   fc.tuple(fc.constantFrom('n9', 'zz', '%ZZ', 'x'.repeat(65), ''), query({ force: fc.constantFrom('true', 'false', '1') })).map(([id, q]) => ({ method: 'DELETE', path: `/v1/cluster/members/${id}${q}`, headers: [] })),
   fc.tuple(fc.constantFrom('0', '1', '3', '4', '99', '-1', 'x', '01', '1e2'), fc.constantFrom('digest', 'export'), query({})).map(([p, what, q]) => ({ method: 'GET', path: `/v1/admin/partitions/${p}/${what}${q}`, headers: [] })),
-  jsonBody(withOneDefect({ name: 'fz', role: 'read', caches: ['fz*'] }, ['name', 'role'])).map((b) => withBody('POST', '/v1/admin/tokens', [], b)),
+  jsonBody(withOneDefect({ name: 'fz', role: 'read', caches: ['fz*'] }, ['name', 'role'], tokenMayBeValid)).map((b) => withBody('POST', '/v1/admin/tokens', [], b)),
   query({}).map((q) => ({ method: 'GET', path: `/v1/admin/tokens${q}`, headers: [] })),
   fc.constantFrom('fz', 'admin', '%ZZ', '').map((n) => ({ method: 'DELETE', path: `/v1/admin/tokens/${n}`, headers: [] })),
   loadRequest(),
@@ -210,7 +223,7 @@ const badFraming: fc.Arbitrary<RawRequest> = fc.constantFrom<RawRequest>(
 
 /** Extra headers one request in four carries. */
 const extraHeaders = fc.oneof({ weight: 3, arbitrary: fc.constant([] as [string, string][]) }, { weight: 1, arbitrary: fc.array(
-  fc.constantFrom<[string, string]>(['Accept', 'text/html'], ['Accept-Encoding', 'gzip, br'], ['X-Velo-Lock-Handle', 'x'], ['If-Match', '"1"'], ['Origin', 'null'], ['Cookie', 'a=b'], ['Expect', 'nothing'], ['Last-Event-ID', '1'], ['Authorization', 'Bearer nope']),
+  fc.constantFrom<[string, string]>(['Accept', 'text/html'], ['Accept-Encoding', 'gzip, br'], ['X-Velo-Lock-Handle', 'x'], ['If-Match', '"1"'], ['Origin', 'null'], ['Cookie', 'a=b'], ['Expect', 'nothing'], ['Last-Event-ID', '1'], ['Authorization', 'Bearer nope'], ['Host', 'evil.example'], ['Host', 'localhost:1'], ['Origin', 'http://evil.example'], ['Origin', 'http://127.0.0.1:1']),
   { minLength: 1, maxLength: 2 },
 ) });
 

@@ -15,10 +15,10 @@ export interface Served {
   close(): Promise<void>;
 }
 
-export async function serveNode(opts: { maxValueBytes: number; partitions?: number; metricsPublic?: boolean; limits?: Partial<HttpLimits> } & Partial<Pick<VeloNodeOptions, 'eventLogCapacity' | 'maxMemoryBytes' | 'adminTokenFile'>>): Promise<Served> {
-  const { maxValueBytes, partitions = 4, metricsPublic, limits, ...rest } = opts;
+export async function serveNode(opts: { maxValueBytes: number; partitions?: number; metricsPublic?: boolean; limits?: Partial<HttpLimits>; browserGuard?: boolean } & Partial<Pick<VeloNodeOptions, 'eventLogCapacity' | 'maxMemoryBytes' | 'adminTokenFile'>>): Promise<Served> {
+  const { maxValueBytes, partitions = 4, metricsPublic, limits, browserGuard, ...rest } = opts;
   const node = await VeloNode.start({ id: 'n1', http: '127.0.0.1:0', raft: '127.0.0.1:0', peers: new Map([['n1', '127.0.0.1:0']]), partitions, tickMs: 10, ...rest });
-  const app = await buildServer({ service: node, maxValueBytes, ...(metricsPublic === undefined ? {} : { metricsPublic }), ...(limits ? { limits } : {}) });
+  const app = await buildServer({ service: node, maxValueBytes, ...(metricsPublic === undefined ? {} : { metricsPublic }), ...(limits ? { limits } : {}), ...(browserGuard ? { browserGuard } : {}) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   for (let i = 0; i < 1000 && node.notReady() !== null; i++) await new Promise((r) => setTimeout(r, 10));
   if (node.notReady() !== null) throw new Error('the node did not elect its partitions’ leaders within 10 s');
