@@ -1,8 +1,12 @@
 // Real Velo processes on loopback, for cluster tests: `node dist/src/main.js
 // start …` per node (npm test builds dist first), killed with real signals.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { TcpProxy } from './tcp-proxy.js';
 import { freePort } from '../../scripts/ports.js';
 import { until } from '../../scripts/poll.js';
@@ -25,8 +29,55 @@ export interface ClusterNode {
   join?: { url: string; args: string[] };
 }
 
+/**
+ * A secure cluster as the README sets one up: `velo certs` for every node id
+ * it may run (n1..n9), each node with mutual TLS on the raft port, HTTPS with
+ * its certificate, and the cluster's admin token file.
+ */
+class Security {
+  readonly dir = mkdtempSync(join(tmpdir(), 'velo-secure-'));
+  readonly ca: string;
+  private readonly agent: Agent;
+
+  constructor() {
+    const names = Array.from({ length: 9 }, (_, i) => `n${i + 1}`);
+    execFileSync(process.execPath, [MAIN, 'certs', '--out', this.dir, '--nodes', names.join(',')], { stdio: 'pipe' });
+    this.ca = readFileSync(join(this.dir, 'ca.crt'), 'utf8');
+    this.agent = new Agent({ connect: { ca: this.ca } });
+  }
+
+  get tokenFile(): string {
+    return join(this.dir, 'admin.token');
+  }
+
+  args(id: string): string[] {
+    const cert = join(this.dir, `${id}.crt`);
+    const key = join(this.dir, `${id}.key`);
+    const ca = join(this.dir, 'ca.crt');
+    return ['--peer-ca', ca, '--peer-cert', cert, '--peer-key', key, '--tls-cert', cert, '--tls-key', key, '--ca', ca, '--admin-token-file', this.tokenFile];
+  }
+
+  /** fetch as a client that trusts the CA and, with `withToken`, sends the admin token (the file the nodes wrote). */
+  client(withToken: boolean): typeof fetch {
+    return ((input: string | URL, init: RequestInit = {}) => {
+      const headers = new Headers(init.headers);
+      if (withToken) headers.set('authorization', `Bearer ${readFileSync(this.tokenFile, 'utf8').trim()}`);
+      const options = { ...(init as object), headers: Object.fromEntries(headers.entries()), dispatcher: this.agent };
+      return undiciFetch(input, options as Parameters<typeof undiciFetch>[1]);
+    }) as unknown as typeof fetch;
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
 export class ProcessCluster {
   readonly nodes = new Map<string, ClusterNode>();
+
+  /** With `secure`: the certificates and token, and the fetch that holds them. */
+  private security: Security | null = null;
 
   /** With `proxied`, every directed link from→to goes through its own proxy, keyed `from>to`. */
   private readonly proxies = new Map<string, TcpProxy>();
@@ -36,8 +87,14 @@ export class ProcessCluster {
     private readonly nodeArgs: (id: string) => string[],
   ) {}
 
-  static async start(ids: string[], extraArgs: string[] = [], opts: { proxied?: boolean; nodeArgs?: (id: string) => string[] } = {}): Promise<ProcessCluster> {
+  /**
+   * With `secure`, every node runs with peer TLS, HTTPS and tokens, and
+   * `fetch` (this cluster's, and the global one until `stop`) is a client
+   * that trusts its CA and sends its admin token.
+   */
+  static async start(ids: string[], extraArgs: string[] = [], opts: { proxied?: boolean; nodeArgs?: (id: string) => string[]; secure?: boolean } = {}): Promise<ProcessCluster> {
     const c = new ProcessCluster(extraArgs, opts.nodeArgs ?? (() => []));
+    if (opts.secure) c.secure();
     for (const id of ids) c.nodes.set(id, { id, http: `127.0.0.1:${await freePort()}`, raft: `127.0.0.1:${await freePort()}`, proc: null, output: [] });
     if (opts.proxied) {
       for (const from of ids) {
@@ -85,8 +142,26 @@ export class ProcessCluster {
   }
 
   url(id: string, path: string): string {
-    return `http://${this.node(id).http}${path}`;
+    return `${this.security ? 'https' : 'http'}://${this.node(id).http}${path}`;
   }
+
+  /**
+   * Tests call the global fetch: while a secure cluster runs, it is the
+   * secure client's (a test file runs one cluster at a time).
+   */
+  private secure(): void {
+    const security = new Security();
+    this.security = security;
+    this.plainFetch = globalThis.fetch;
+    globalThis.fetch = security.client(true);
+  }
+
+  /** A client that sends no token (and, for a secure cluster, trusts its CA). */
+  fetchWithoutToken(input: string, init?: RequestInit): Promise<Response> {
+    return (this.security ? this.security.client(false) : fetch)(input, init);
+  }
+
+  private plainFetch: typeof fetch | null = null;
 
   node(id: string): ClusterNode {
     const n = this.nodes.get(id);
@@ -106,7 +181,7 @@ export class ProcessCluster {
       })
       .join(',');
     const how = n.join ? ['--join', n.join.url, ...n.join.args] : ['--peers', peers, ...this.extraArgs];
-    const proc = spawn(process.execPath, [MAIN, 'start', '--id', id, '--http', n.http, '--raft', n.raft, ...how, ...this.nodeArgs(id)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [MAIN, 'start', '--id', id, '--http', n.http, '--raft', n.raft, ...how, ...(this.security?.args(id) ?? []), ...this.nodeArgs(id)], { stdio: ['ignore', 'pipe', 'pipe'] });
     n.proc = proc;
     return new Promise((resolve, reject) => {
       const onData = (chunk: Buffer) => {
@@ -158,6 +233,10 @@ export class ProcessCluster {
   async stop(): Promise<void> {
     await Promise.all([...this.nodes.keys()].map((id) => this.kill(id)));
     await Promise.all([...this.proxies.values()].map((p) => p.close()));
+    if (this.plainFetch) globalThis.fetch = this.plainFetch;
+    this.plainFetch = null;
+    await this.security?.close();
+    this.security = null;
   }
 
   /** Polls `check` until it holds: the condition is the synchronisation point, the pause only paces the polling. */

@@ -1,28 +1,38 @@
 // A 3-node cluster of real processes: any node serves any request, writes
 // survive a minority's kill -9, and a memory-only node that restarts comes
-// back as a new member and catches up.
+// back as a new member and catches up. All of it twice: on loopback as
+// `npm start` runs, and as a secure cluster (peer mutual TLS, HTTPS, tokens)
+// so that TLS cannot rot.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ProcessCluster } from './process-cluster.js';
 import { beforeFault, clusterView, deadMemberLeft, incarnationsOf, quorumLostWithout, settle } from './preconditions.js';
 
 let cluster: ProcessCluster;
-
-beforeAll(async () => {
-  cluster = await ProcessCluster.start(['n1', 'n2', 'n3'], ['--partitions', '8']);
-  await cluster.allReady();
-}, 60_000);
-
-afterAll(async () => {
-  await cluster?.stop();
-});
-
 /** Member ids of incarnations killed in memory mode: gone for good, whatever configuration still names them. */
 const dead = new Set<string>();
 
 const put = (node: string, key: string, body: string) => fetch(cluster.url(node, `/v1/caches/default/items/${key}`), { method: 'PUT', body });
 const get = (node: string, key: string, consistency = 'strong') => fetch(cluster.url(node, `/v1/caches/default/items/${key}?consistency=${consistency}`));
 
-describe('a three-node cluster of real processes', () => {
+describe.each([{ setup: 'plain', secure: false }, { setup: 'secure', secure: true }])('a three-node cluster of real processes ($setup)', ({ secure }) => {
+  beforeAll(async () => {
+    dead.clear();
+    cluster = await ProcessCluster.start(['n1', 'n2', 'n3'], ['--partitions', '8'], { secure });
+    await cluster.allReady();
+  }, 60_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  test('it serves over the transport it was started with', async () => {
+    const view = (await (await fetch(cluster.url('n1', '/v1/cluster'))).json()) as { members: { http: string }[] };
+    for (const m of view.members) expect(m.http.startsWith('https://')).toBe(secure);
+    // Secure: a client without the token is refused; plain on loopback: no token needed.
+    const anonymous = await cluster.fetchWithoutToken(cluster.url('n2', '/v1/caches/default/items/nobody'));
+    expect(anonymous.status).toBe(secure ? 401 : 404);
+  });
+
   test('a write through one node is read, strongly, through every node', async () => {
     for (let i = 0; i < 20; i++) expect((await put(`n${(i % 3) + 1}`, `k${i}`, `v${i}`)).status).toBe(201);
     for (let i = 0; i < 20; i++) {
