@@ -24,6 +24,11 @@ const STATUS = {
 
 export type ErrorCode = keyof typeof STATUS;
 
+/** True for a code this version knows (a peer's answer names one, or it is refused). */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(STATUS, code);
+}
+
 export class VeloError extends Error {
   readonly status: number;
   constructor(

@@ -9,6 +9,8 @@ import type { MetaCommand } from './cluster-meta.js';
 import { VeloError } from './errors.js';
 import type { ErrorCode } from './errors.js';
 import { WireError, decodeEnvelope, encodeEnvelope } from './wire.js';
+import { checkRequestHeader, checkResponseHeader } from './request-shapes.js';
+import { isErrorCode } from './errors.js';
 
 /** An upsert in a bulk load: its value travels in the request's body. */
 export interface LoadItem {
@@ -86,12 +88,11 @@ export function encodeRequest(r: NodeRequest): Uint8Array {
 
 export function decodeRequest(bytes: Uint8Array): NodeRequest {
   const { header, body } = decodeEnvelope(bytes);
+  // Every field checked (request-shapes.ts): the types below hold from here on.
+  checkRequestHeader(header, body.length);
   const op = header.op;
-  const known = ['put', 'get', 'delete', 'touch', 'lock', 'unlock', 'listRegion', 'clearRegion', 'putCache', 'dropCache', 'catalog', 'events', 'stats', 'export', 'putMany', 'meta', 'memberOf', 'groups', 'probe', 'memory'];
-  if (typeof op !== 'string' || !known.includes(op)) throw new WireError(`unknown op ${JSON.stringify(op)}`);
-  if (typeof header.partition !== 'number' || !Number.isInteger(header.partition)) throw new WireError('partition missing');
-  // The sender is a node of this cluster running this code; the API validated the fields.
-  if (op === 'put' || op === 'putMany') return { ...(header as object), value: body } as NodeRequest;
+  if (op === 'put' || op === 'putMany') return { ...header, value: body } as unknown as NodeRequest;
+  if (body.length > 0) throw new WireError(`${String(op)} carries no value, got ${body.length} bytes`);
   return header as unknown as NodeRequest;
 }
 
@@ -102,13 +103,9 @@ export function encodeResponse(r: NodeResponse): Uint8Array {
 
 export function decodeResponse(bytes: Uint8Array): NodeResponse {
   const { header, body } = decodeEnvelope(bytes);
-  if (header.ok === true) {
-    return { ok: true, result: (header.result ?? {}) as Record<string, unknown>, value: header.hasValue === true ? body : null };
-  }
-  if (header.ok === false && typeof header.code === 'string' && typeof header.message === 'string') {
-    return header as unknown as NodeResponse;
-  }
-  throw new WireError('response is neither ok nor an error');
+  checkResponseHeader(header, isErrorCode);
+  if (header.ok === true) return { ok: true, result: header.result as Record<string, unknown>, value: header.hasValue === true ? body : null };
+  return header as unknown as NodeResponse;
 }
 
 /** The error a failed response stands for. */

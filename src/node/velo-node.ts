@@ -34,6 +34,7 @@ import { Membership, groupName } from './membership.js';
 import { peerAddresses, sameAddresses } from './peer-addresses.js';
 import { SnapshotThrottle } from './snapshot-throttle.js';
 import { NodeMemory, defaultMaxMemoryBytes } from './memory-cap.js';
+import { WireError } from './wire.js';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, errorResponse, responseError } from './requests.js';
 import type { NodeRequest, NodeResponse, Ref } from './requests.js';
 import type { CacheService, CacheStats, ClusterView, Consistency, ItemRef, ItemView, PutRequest } from './service.js';
@@ -674,6 +675,8 @@ export class VeloNode implements CacheService {
     try {
       req = decodeRequest(payload);
     } catch (e) {
+      // Not run, whatever it asked: a peer runs other code, or is broken.
+      this.log.warn({ peer: from }, `refused a forwarded request from ${from}: ${(e as Error).message}`);
       return encodeResponse(errorResponse(new VeloError('bad_request', (e as Error).message), 'no'));
     }
     if (req.op === 'probe') {
@@ -716,6 +719,7 @@ export class VeloNode implements CacheService {
         } catch (e) {
           // Did it go out? The transport says 'unavailable'/'queue_full'/'unknown_peer' when it did not.
           const code = (e as { code?: string }).code;
+          if (e instanceof WireError) this.log.warn({ peer: target }, `dropped the answer of ${target}: ${e.message}`);
           const safe = code === 'unavailable' || code === 'queue_full' || code === 'unknown_peer' || code === 'too_large';
           res = { ok: false, code: 'unavailable', message: `forwarding to ${target} failed: ${(e as Error).message}`, retry: safe || isRead(req) ? 'safe' : 'indeterminate', leader: null };
         }
