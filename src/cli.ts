@@ -26,7 +26,7 @@ export const USAGE = `usage:
              [--peer-ca FILE --peer-cert FILE --peer-key FILE]
              [--tls-cert FILE --tls-key FILE] [--ca FILE]
              [--advertise-http HOST:PORT] [--advertise-raft HOST:PORT] [--insecure]
-  velo demo  [--nodes N] [--base-port P] [--log-level LEVEL]
+  velo demo  [--nodes N] [--base-port P] [--log-level LEVEL] [--secure [--dir DIR]]
   velo certs --out DIR --nodes ID,... [--hosts H,...] [--clients NAME,...]
   velo put   KEY [VALUE|-] [--cache C] [--region R] [--ttl-ms N] [--content-type T] [--url URL]
   velo get   KEY [--cache C] [--region R] [--local] [--url URL]
@@ -81,7 +81,10 @@ certs  makes a CA (ca.crt, ca.key) in DIR, or signs with the one there, and
        written 0600; an existing file is never overwritten.
 demo   runs N in-memory nodes (default 3, at most 9) as child processes: HTTP on
        127.0.0.1:P, P+1, ..., raft on P+100, P+101, ... (default P=7001, logs
-       at warn), until Ctrl-C.
+       at warn), until Ctrl-C. --secure: as a secure cluster, with velo
+       certs' certificates in DIR (default a new directory under the system's
+       temporary one), mutual TLS between nodes, HTTPS, and an admin token
+       in DIR/admin.token; it prints the paths and how to use them.
 put    stores VALUE, or stdin when VALUE is - or absent (content type
        application/octet-stream unless --content-type), for --ttl-ms ms if given.
 get    writes the value's bytes to stdout; --local reads the node's own replica

@@ -43,6 +43,23 @@ export async function certs(argv: string[]): Promise<number> {
   if (nodes.length === 0) throw new UsageError('velo certs needs --nodes ID,... (the ids the nodes are started with)');
   const hosts = flags.has('hosts') ? list(flags, 'hosts', isHost, 'an IP address or a host name') : ['127.0.0.1', 'localhost'];
   const clients = list(flags, 'clients', isNodeId, 'a client name (1–64 of A–Z a–z 0–9 . _ -)');
+  const signedWith = await writeCertificates(out, nodes, hosts, clients);
+  const first = nodes[0]!;
+  process.stdout.write(
+    `${signedWith === 'existing' ? 'signed with the CA' : 'made a CA'} in ${out} (${certFiles.caCert}; keep ${certFiles.caKey} secret: it signs members)\n` +
+      `nodes: ${nodes.map((n) => `${certFiles.nodeCert(n)} + ${certFiles.nodeKey(n)}`).join(', ')} (hosts ${hosts.join(', ')})\n` +
+      (clients.length > 0 ? `clients: ${clients.map((c) => `${certFiles.clientCert(c)} + ${certFiles.clientKey(c)}`).join(', ')}\n` : '') +
+      `start ${first} with: velo start --id ${first} --peer-ca ${join(out, certFiles.caCert)} --peer-cert ${join(out, certFiles.nodeCert(first))} --peer-key ${join(out, certFiles.nodeKey(first))} ...\n`,
+  );
+  return 0;
+}
+
+/**
+ * Writes the certificates and keys of `nodes` and `clients` into `out`
+ * (made 0700 if missing), signed by the CA there, or by a new one written
+ * beside them. Never overwrites a file.
+ */
+export async function writeCertificates(out: string, nodes: string[], hosts: string[], clients: string[]): Promise<'existing' | 'new'> {
   const files = [...nodes.flatMap((n) => [certFiles.nodeCert(n), certFiles.nodeKey(n)]), ...clients.flatMap((c) => [certFiles.clientCert(c), certFiles.clientKey(c)])];
   mkdirSync(out, { recursive: true, mode: 0o700 });
   const taken = files.filter((f) => existsSync(join(out, f)));
@@ -72,12 +89,5 @@ export async function certs(argv: string[]): Promise<number> {
     write(certFiles.clientKey(n), c.key, true);
     write(certFiles.clientCert(n), c.cert, false);
   }
-  const first = nodes[0]!;
-  process.stdout.write(
-    `${ca ? 'signed with the CA' : 'made a CA'} in ${out} (${certFiles.caCert}; keep ${certFiles.caKey} secret: it signs members)\n` +
-      `nodes: ${nodes.map((n) => `${certFiles.nodeCert(n)} + ${certFiles.nodeKey(n)}`).join(', ')} (hosts ${hosts.join(', ')})\n` +
-      (clients.length > 0 ? `clients: ${clients.map((c) => `${certFiles.clientCert(c)} + ${certFiles.clientKey(c)}`).join(', ')}\n` : '') +
-      `start ${first} with: velo start --id ${first} --peer-ca ${join(out, certFiles.caCert)} --peer-cert ${join(out, certFiles.nodeCert(first))} --peer-key ${join(out, certFiles.nodeKey(first))} ...\n`,
-  );
-  return 0;
+  return ca ? 'existing' : 'new';
 }

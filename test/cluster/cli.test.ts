@@ -5,9 +5,13 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 import type { Server } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { freePort } from './process-cluster.js';
+import { fetchTrusting } from '../../src/https/trust.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 
@@ -133,6 +137,7 @@ describe('bad command lines: one line on stderr, exit 2', () => {
     [['demo', '--base-port', 'high'], /--base-port must be an integer/],
     [['demo', '--base-port', '65500'], /--base-port must be an integer from 1 to 65427/],
     [['demo', '--log-level', 'chatty'], /--log-level must be one of/],
+    [['demo', '--dir', '/tmp/x'], /--dir is where --secure keeps its certificates and token: give --secure too/],
     [['put'], /put needs a KEY/],
     [['put', 'k', 'v', 'extra'], /unexpected argument "extra"/],
     [['put', 'k', 'v', '--ttl-ms', '-5'], /--ttl-ms must be a positive integer, got "-5"/],
@@ -225,6 +230,33 @@ describe('velo demo', () => {
       for (const port of ports) expect(await refused(port)).toBe(true);
     } finally {
       demo.proc.kill('SIGKILL');
+    }
+  });
+
+  test('--secure: three nodes over HTTPS with mutual TLS between them and tokens; it prints where the CA and the admin token are, and its own example works', async () => {
+    const base = await freeBase(3);
+    const dir = join(mkdtempSync(join(tmpdir(), 'velo-demo-test-')), 'secure');
+    const demo = new Velo(['demo', '--secure', '--dir', dir, '--base-port', String(base)]);
+    try {
+      await demo.waitFor('Ctrl-C');
+      expect(demo.stdout).toContain(`the admin token is in ${dir}/admin.token; the CA that signed the nodes is ${dir}/ca.crt`);
+      expect(demo.stdout).toMatch(new RegExp(`n1 {2}https://127\\.0\\.0\\.1:${base} {2}raft`));
+      expect(statSync(join(dir, 'admin.token')).mode & 0o777).toBe(0o600);
+      const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+      const tls = fetchTrusting(readFileSync(join(dir, 'ca.crt'), 'utf8'));
+      const auth = { authorization: `Bearer ${token}` };
+      // Written through one node, read through another, as the printed example does.
+      expect((await tls(`https://127.0.0.1:${base}/v1/caches/default/items/g`, { method: 'PUT', body: 'hi', headers: { ...auth, 'content-type': 'text/plain' } })).status).toBe(201);
+      expect(await (await tls(`https://127.0.0.1:${base + 2}/v1/caches/default/items/g`, { headers: auth })).text()).toBe('hi');
+      expect((await tls(`https://127.0.0.1:${base + 1}/v1/caches/default/items/g`)).status, 'no token: refused').toBe(401);
+      await expect(fetch(`https://127.0.0.1:${base}/readyz`), 'a client that does not trust the CA').rejects.toThrow();
+      const cli = await velo('get', 'g', '--url', `https://127.0.0.1:${base + 1}`, '--ca', join(dir, 'ca.crt'), '--token-file', join(dir, 'admin.token'));
+      expect({ status: cli.status, out: cli.stdout.trim() }).toEqual({ status: 0, out: 'hi' });
+      demo.proc.kill('SIGTERM');
+      expect(await demo.exited).toBe(0);
+    } finally {
+      demo.proc.kill('SIGKILL');
+      rmSync(join(dir, '..'), { recursive: true, force: true });
     }
   });
 

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { fetchTrusting } from '../../src/https/trust.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { freePort } from '../../scripts/ports.js';
 import { until } from '../../scripts/poll.js';
@@ -36,14 +36,12 @@ export interface ClusterNode {
  */
 class Security {
   readonly dir = mkdtempSync(join(tmpdir(), 'velo-secure-'));
-  readonly ca: string;
-  private readonly agent: Agent;
+  private readonly trusting: typeof fetch;
 
   constructor() {
     const names = Array.from({ length: 9 }, (_, i) => `n${i + 1}`);
     execFileSync(process.execPath, [MAIN, 'certs', '--out', this.dir, '--nodes', names.join(',')], { stdio: 'pipe' });
-    this.ca = readFileSync(join(this.dir, 'ca.crt'), 'utf8');
-    this.agent = new Agent({ connect: { ca: this.ca } });
+    this.trusting = fetchTrusting(readFileSync(join(this.dir, 'ca.crt'), 'utf8'));
   }
 
   get tokenFile(): string {
@@ -59,16 +57,14 @@ class Security {
 
   /** fetch as a client that trusts the CA and, with `withToken`, sends the admin token (the file the nodes wrote). */
   client(withToken: boolean): typeof fetch {
-    return ((input: string | URL, init: RequestInit = {}) => {
+    return (input: string | URL | Request, init: RequestInit = {}) => {
       const headers = new Headers(init.headers);
       if (withToken) headers.set('authorization', `Bearer ${readFileSync(this.tokenFile, 'utf8').trim()}`);
-      const options = { ...(init as object), headers: Object.fromEntries(headers.entries()), dispatcher: this.agent };
-      return undiciFetch(input, options as Parameters<typeof undiciFetch>[1]);
-    }) as unknown as typeof fetch;
+      return this.trusting(input, { ...init, headers: Object.fromEntries(headers.entries()) });
+    };
   }
 
-  async close(): Promise<void> {
-    await this.agent.close();
+  close(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -235,7 +231,7 @@ export class ProcessCluster {
     await Promise.all([...this.proxies.values()].map((p) => p.close()));
     if (this.plainFetch) globalThis.fetch = this.plainFetch;
     this.plainFetch = null;
-    await this.security?.close();
+    this.security?.close();
     this.security = null;
   }
 
