@@ -18,6 +18,8 @@ export interface ScriptSettings {
   /** Percentage of reads in the mixed workload. */
   readPercent: number;
   seed: number;
+  /** A bearer token sent on every request (velo-secure); none when absent. */
+  token?: string;
 }
 
 /**
@@ -51,6 +53,30 @@ export function valueFor(i: number, valueBytes: number): string {
 
 const lua = String.raw;
 
+/**
+ * `text` as a Lua string literal. Tokens are printable ASCII (the node refuses
+ * others), but the literal is escaped anyway so that no text can end it early.
+ */
+export function luaString(text: string): string {
+  let out = '"';
+  for (const ch of Buffer.from(text, 'utf8')) {
+    // Decimal escapes (\ddd, three digits so a following digit is not read into one) for all but plain printable ASCII.
+    out += ch >= 0x20 && ch < 0x7f && ch !== 0x22 && ch !== 0x5c ? String.fromCharCode(ch) : `\\${String(ch).padStart(3, '0')}`;
+  }
+  return out + '"';
+}
+
+/**
+ * The header lines every request carries besides Host: an Authorization
+ * header with a token, or nothing, so that without one every request is
+ * byte for byte what it was before tokens existed.
+ */
+export function authHeader(token: string | undefined): string {
+  if (token === undefined) return '';
+  if (!/^[\x21-\x7e]+$/.test(token)) throw new Error('a bearer token must be printable ASCII without spaces');
+  return `Authorization: Bearer ${token}\r\n`;
+}
+
 /** Shared by every script: settings, base64, the key tables and done(). */
 function prelude(s: ScriptSettings): string {
   return lua`
@@ -58,6 +84,8 @@ local KEYS = ${s.keys}
 local VALUE_BYTES = ${s.valueBytes}
 local HOST = "${s.host}"
 local READ_PERCENT = ${s.readPercent}
+-- Header lines after Host on every request: "" or "Authorization: Bearer …\r\n".
+local AUTH = ${luaString(authHeader(s.token))}
 local random = math.random
 math.randomseed(${s.seed})
 
@@ -115,12 +143,12 @@ function veloRequests(): string {
   return lua`
 local PATH = "/v1/caches/default/items/"
 local function get_request(i, query)
-  return "GET " .. PATH .. key_name(i) .. query .. " HTTP/1.1\r\nHost: " .. HOST .. "\r\n\r\n"
+  return "GET " .. PATH .. key_name(i) .. query .. " HTTP/1.1\r\nHost: " .. HOST .. "\r\n" .. AUTH .. "\r\n"
 end
 local function put_request(i, if_match)
   local value = value_for(i)
-  return "PUT " .. PATH .. key_name(i) .. " HTTP/1.1\r\nHost: " .. HOST ..
-    "\r\nContent-Type: application/octet-stream\r\n" .. (if_match and ("If-Match: " .. if_match .. "\r\n") or "") ..
+  return "PUT " .. PATH .. key_name(i) .. " HTTP/1.1\r\nHost: " .. HOST .. "\r\n" .. AUTH ..
+    "Content-Type: application/octet-stream\r\n" .. (if_match and ("If-Match: " .. if_match .. "\r\n") or "") ..
     "Content-Length: " .. #value .. "\r\n\r\n" .. value
 end
 local strong_reads, local_reads, writes = {}, {}, {}
@@ -152,8 +180,8 @@ end
 function etcdRequests(): string {
   return lua`
 local function post(path, json)
-  return "POST " .. path .. " HTTP/1.1\r\nHost: " .. HOST ..
-    "\r\nContent-Type: application/json\r\nContent-Length: " .. #json .. "\r\n\r\n" .. json
+  return "POST " .. path .. " HTTP/1.1\r\nHost: " .. HOST .. "\r\n" .. AUTH ..
+    "Content-Type: application/json\r\nContent-Length: " .. #json .. "\r\n\r\n" .. json
 end
 local key64, index_of = {}, {}
 for i = 1, KEYS do

@@ -27,6 +27,10 @@ export interface FigureSpec {
   readPercent: number;
   /** Where the generated scripts are written. */
   scriptDir: string;
+  /** How wrk connects: https for velo-secure (wrk does not verify the certificate; the prefill did). Default http. */
+  scheme?: 'http' | 'https';
+  /** A bearer token for every request (see lua.ts). */
+  token?: string;
 }
 
 export interface Errors {
@@ -64,8 +68,9 @@ interface WrkOutput {
 
 const TIMEOUT_S = 5;
 
-function runWrk(script: string, target: string, connections: number, seconds: number): Promise<WrkOutput> {
-  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, `--timeout`, `${TIMEOUT_S}s`, '-s', script, `http://${target}/`];
+function runWrk(script: string, scheme: 'http' | 'https', target: string, connections: number, seconds: number): Promise<WrkOutput> {
+  // The URL's scheme is what makes wrk speak TLS; the requests themselves come from the script.
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, `--timeout`, `${TIMEOUT_S}s`, '-s', script, `${scheme}://${target}/`];
   const proc = spawnTracked('wrk', args);
   let out = '';
   let err = '';
@@ -133,7 +138,7 @@ export async function runFigure(spec: FigureSpec): Promise<Figure> {
         const script = join(spec.scriptDir, `figure-${++scriptSerial}.lua`);
         const seed = 1 + scriptSerial * 7919;
         writeFileSync(script, wrkScript({ ...spec, host: p.target, seed }));
-        return runWrk(script, p.target, p.connections, p.seconds);
+        return runWrk(script, spec.scheme ?? 'http', p.target, p.connections, p.seconds);
       }),
     );
     outputs.push(...results);
