@@ -1,7 +1,7 @@
 // The four charts of the sweeps (writes): throughput and p99 against
 // connections and against value size, one line per system.
 import { CHART_FILES, formatBytes } from './report.js';
-import { findFigure } from './results.js';
+import { findFigure, HEADLINE_ONLY } from './results.js';
 import type { BenchResults } from './results.js';
 import { lineChart } from './svg.js';
 import type { Series } from './svg.js';
@@ -11,6 +11,7 @@ import type { Figure } from './wrk.js';
 
 const COLORS: Record<SystemName, string> = {
   'velo-mem': '#1f77b4',
+  'velo-secure': '#9467bd',
   'velo-disk': '#17becf',
   'etcd-tmpfs': '#d62728',
   'etcd-disk': '#ff7f0e',
@@ -31,7 +32,8 @@ function formatTickMs(ms: number): string {
 function series(r: BenchResults, axis: 'connections' | 'valueBytes', value: (f: Figure) => number): Series[] {
   const points = axis === 'connections' ? r.settings.connectionSweep : r.settings.valueSweep;
   return r.systems
-    .filter((s) => !s.skipped)
+    // Headline-only systems have no sweep, hence no line.
+    .filter((s) => !s.skipped && !HEADLINE_ONLY[s.name])
     .map((s) => ({
       name: SYSTEM_LABELS[s.name],
       color: COLORS[s.name],

@@ -1,7 +1,7 @@
 // results.md: the machine, the settings and the method, a summary, the
 // targets of issue 7 with the measured ratios, one table per workload and per
 // sweep, and the memory figure. Errors are shown beside the figure they hit.
-import { DISTURBED_CORES, findFigure, WORKLOAD_LABELS, WORKLOADS } from './results.js';
+import { DISTURBED_CORES, findFigure, HEADLINE_ONLY, WORKLOAD_LABELS, WORKLOADS } from './results.js';
 import type { BenchResults, FigureRecord } from './results.js';
 import type { Workload } from './lua.js';
 import type { MemoryRow } from './memory.js';
@@ -64,8 +64,9 @@ function opsRatio(a: Figure | null, b: Figure | null): string {
   return a && b && b.opsPerSec > 0 ? ratio(a.opsPerSec / b.opsPerSec) : '—';
 }
 
+/** The systems of the summary, workload and sweep tables: headline-only ones have their own section. */
 function presentSystems(r: BenchResults): SystemName[] {
-  return r.systems.filter((s) => !s.skipped).map((s) => s.name);
+  return r.systems.filter((s) => !s.skipped && !HEADLINE_ONLY[s.name]).map((s) => s.name);
 }
 
 function disturbed(rec: FigureRecord): boolean {
@@ -204,6 +205,57 @@ function sweepSection(r: BenchResults, title: string, axis: 'connections' | 'val
   return [`### ${title}`, '', ...table(header, rows), ...problems(r, recs), ''];
 }
 
+export interface SecurityCost {
+  workload: Workload;
+  plain: Figure | null;
+  secure: Figure | null;
+  /** velo-secure's ops/s over velo-mem's; null when either figure is missing. */
+  opsRatio: number | null;
+  /** velo-secure's p99 over velo-mem's; null when either figure is missing. */
+  p99Ratio: number | null;
+}
+
+/** What HTTPS with a token costs: velo-secure against velo-mem, both measured in this run. */
+export function securityCost(r: BenchResults): SecurityCost[] {
+  const of = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : null);
+  return (HEADLINE_ONLY['velo-secure'] ?? []).map((workload) => {
+    const plain = fig(r, 'velo-mem', workload);
+    const secure = fig(r, 'velo-secure', workload);
+    return { workload, plain, secure, opsRatio: of(secure?.opsPerSec, plain?.opsPerSec), p99Ratio: of(secure?.p99Ms, plain?.p99Ms) };
+  });
+}
+
+function securitySection(r: BenchResults): string[] {
+  const entry = r.systems.find((s) => s.name === 'velo-secure');
+  // Results from before velo-secure existed, or a run without it, render as they always did.
+  if (!entry) return [];
+  const title = ['## HTTPS with a token vs plain HTTP, same run', ''];
+  if (entry.skipped) return [...title, `Skipped: ${entry.skipped}.`, ''];
+  const s = r.settings;
+  const recs = (HEADLINE_ONLY['velo-secure'] ?? []).map((w) => findFigure(r, 'velo-secure', w, s.connections, s.valueBytes));
+  const ms = (f: Figure | null) => (f ? formatMs(f.p99Ms) : '—');
+  const rows = securityCost(r).map((c, i) => [
+    WORKLOAD_LABELS[c.workload],
+    opsCell(findFigure(r, 'velo-mem', c.workload, s.connections, s.valueBytes)),
+    opsCell(recs[i]),
+    c.opsRatio === null ? '—' : ratio(c.opsRatio),
+    ms(c.plain),
+    ms(c.secure),
+    c.p99Ratio === null ? '—' : ratio(c.p99Ratio),
+  ]);
+  return [
+    ...title,
+    `\`velo-secure\` is \`velo-mem\` set up as README “Running it securely” sets a cluster up: certificates from \`velo certs\`, mutual TLS 1.3 between the nodes, ` +
+      `HTTPS to clients and \`--admin-token-file\`; wrk speaks HTTPS to it and sends \`Authorization: Bearer <the admin token>\` on every request. ` +
+      `${s.connections} connections, ${s.valueBytes}-byte values; a ratio is velo-secure’s figure over velo-mem’s (ops/s below 1 and p99 above 1 are the cost).`,
+    '',
+    ...table(['workload', 'velo-mem ops/s', 'velo-secure ops/s', 'ops/s ratio', 'velo-mem p99 ms', 'velo-secure p99 ms', 'p99 ratio'], rows),
+    ...(r.systems.some((x) => x.name === 'velo-mem' && !x.skipped) ? [] : ['', '`velo-mem` was not measured in this run: no ratio.']),
+    ...problems(r, recs),
+    '',
+  ];
+}
+
 function memorySection(r: BenchResults): string[] {
   const out = ['## Memory', ''];
   if ('skipped' in r.memory) return [...out, `Skipped: ${r.memory.skipped}.`, ''];
@@ -286,6 +338,7 @@ export function renderMarkdown(r: BenchResults): string {
     '',
     ...targetRows(r),
     '',
+    ...securitySection(r),
     '## Workloads',
     '',
     '`× etcd` compares Velo in memory with etcd on tmpfs and Velo with `--data-dir` with etcd on disk; `× ceiling` compares with the bare Fastify server. Ratios are of ops/s.',

@@ -55,6 +55,13 @@ export const WORKLOAD_LABELS: Record<Workload, string> = {
   cas: 'compare-and-set',
 };
 
+/**
+ * Systems measured only at the default connections and value size, with only
+ * these workloads (no sweeps): velo-secure is there to price HTTPS and tokens
+ * against velo-mem, which the writes and strong reads do.
+ */
+export const HEADLINE_ONLY: Partial<Record<SystemName, readonly Workload[]>> = { 'velo-secure': ['writes', 'strong-reads'] };
+
 export function findFigure(r: BenchResults, system: SystemName, workload: Workload, connections: number, valueBytes: number): FigureRecord | undefined {
   return r.figures.find((f) => f.system === system && f.workload === workload && f.connections === connections && f.valueBytes === valueBytes);
 }

@@ -1,7 +1,9 @@
 // The benchmark of issue 7: Velo (3 nodes in memory, and with --data-dir)
 // against etcd (3 members on tmpfs, and on disk) and a bare Fastify server
 // (the ceiling of a Node HTTP front end), under one load generator (wrk),
-// plus memory per item against redis-server. Writes scripts/bench/results.md
+// plus memory per item against redis-server. Issue 16 adds velo-secure (in
+// memory, HTTPS with a token, peer mutual TLS): writes and strong reads
+// only, priced against velo-mem's in the same run. Writes scripts/bench/results.md
 // and four SVG charts beside it, and prints the report.
 //
 //   npm run bench [-- --quick] [--only velo-mem,ceiling] [--skip-memory]
@@ -18,7 +20,7 @@ import { measureRedis, measureVelo } from './memory.js';
 import type { MemoryResult } from './memory.js';
 import { installCleanUp, tempDir } from './procs.js';
 import { formatBytes, formatMs, formatOps, renderMarkdown } from './report.js';
-import { DISTURBED_CORES, WORKLOAD_LABELS, WORKLOADS } from './results.js';
+import { DISTURBED_CORES, HEADLINE_ONLY, WORKLOAD_LABELS, WORKLOADS } from './results.js';
 import type { BenchResults, FigureRecord, Settings } from './results.js';
 import { SYSTEM_LABELS, SYSTEM_NAMES, startSystem } from './systems.js';
 import type { RunningSystem, SystemName } from './systems.js';
@@ -89,7 +91,9 @@ function parseOptions(argv: string[]): Options {
 const log = (line: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
 
 /** The figures one system goes through, in order; repeated keys are measured once. */
-function plan(s: Settings): { workload: Workload; connections: number; valueBytes: number }[] {
+function plan(s: Settings, system: SystemName): { workload: Workload; connections: number; valueBytes: number }[] {
+  const only = HEADLINE_ONLY[system];
+  if (only) return only.map((workload) => ({ workload, connections: s.connections, valueBytes: s.valueBytes }));
   const steps = [
     ...WORKLOADS.map((workload) => ({ workload, connections: s.connections, valueBytes: s.valueBytes })),
     { workload: 'writes' as const, connections: 1, valueBytes: s.valueBytes },
@@ -129,10 +133,10 @@ async function benchSystem(name: SystemName, s: Settings, scriptDir: string, fig
     await sys.prefill(s.keys, s.valueBytes);
     const warmUp = Math.max(1, Math.round(s.secondsPerFigure / 3));
     log(`${name}: ${s.keys} keys written; warming up with ${warmUp} s of writes`);
-    const base = { protocol: sys.protocol, targets: sys.targets, keys: s.keys, readPercent: s.readPercent, scriptDir };
+    const base = { protocol: sys.protocol, scheme: sys.scheme, ...(sys.token ? { token: sys.token } : {}), targets: sys.targets, keys: s.keys, readPercent: s.readPercent, scriptDir };
     await quiet(name);
     await runFigure({ ...base, workload: 'writes', connections: s.connections, valueBytes: s.valueBytes, seconds: warmUp });
-    for (const step of plan(s)) {
+    for (const step of plan(s, name)) {
       const what = `${name}: ${WORKLOAD_LABELS[step.workload]}, ${step.connections} conn, ${formatBytes(step.valueBytes)}`;
       try {
         // Measured again when other processes took CPU meanwhile; the least disturbed attempt is kept.
@@ -234,11 +238,12 @@ async function main(): Promise<void> {
   const redisMissing = opts.skipMemory ? null : ensureTool(REDIS, log);
 
   const systems = opts.only.map((name) => ({ name, ...(name.startsWith('etcd') && etcdMissing ? { skipped: etcdMissing } : {}) }));
-  const perSystem = plan(settings).length + 1;
-  const runnable = systems.filter((s) => !s.skipped).length;
+  const runnable = systems.filter((s) => !s.skipped);
+  // Each system's figures, plus its warm-up.
+  const figureCount = runnable.reduce((n, s) => n + plan(settings, s.name).length + 1, 0);
   log(
-    `${runnable} system(s) × ${perSystem} figures of ${settings.secondsPerFigure} s` +
-      `${opts.skipMemory ? '' : ` + memory (${formatOps(settings.memoryItems)} items)`}: about ${Math.ceil((runnable * perSystem * (settings.secondsPerFigure + 2.5) + runnable * 15) / 60)} min before memory`,
+    `${runnable.length} system(s), ${figureCount} figures of ${settings.secondsPerFigure} s` +
+      `${opts.skipMemory ? '' : ` + memory (${formatOps(settings.memoryItems)} items)`}: about ${Math.ceil((figureCount * (settings.secondsPerFigure + 2.5) + runnable.length * 15) / 60)} min before memory`,
   );
   for (const s of systems) if (s.skipped) log(`${SYSTEM_LABELS[s.name]}: skipped: ${s.skipped}`);
 

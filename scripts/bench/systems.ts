@@ -1,23 +1,29 @@
 // Starting and stopping each system under test: a 3-node Velo cluster (in
-// memory or with --data-dir), a 3-member etcd cluster (data on tmpfs or on
+// memory or with --data-dir, and in memory set up securely: peer mutual TLS,
+// HTTPS and an admin token), a 3-member etcd cluster (data on tmpfs or on
 // disk), and the bare Fastify ceiling. All on loopback.
 import type { ChildProcess } from 'node:child_process';
-import { statfsSync } from 'node:fs';
+import { readFileSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { certFiles, writeCertificates } from '../../src/cli/certs.js';
+import { fetchTrusting } from '../../src/https/trust.js';
+import type { Fetch } from '../../src/https/trust.js';
 import { keyName, valueFor } from './lua.js';
 import type { Protocol } from './lua.js';
 import { freePort } from '../ports.js';
 import { killTracked, removeTempDir, spawnTracked, tempDir } from './procs.js';
 import { until } from '../poll.js';
 
-export type SystemName = 'velo-mem' | 'velo-disk' | 'etcd-tmpfs' | 'etcd-disk' | 'ceiling';
+export type SystemName = 'velo-mem' | 'velo-secure' | 'velo-disk' | 'etcd-tmpfs' | 'etcd-disk' | 'ceiling';
 
-export const SYSTEM_NAMES: readonly SystemName[] = ['velo-mem', 'velo-disk', 'etcd-tmpfs', 'etcd-disk', 'ceiling'];
+// velo-secure right after velo-mem, so that the two figures it is compared with are measured close together.
+export const SYSTEM_NAMES: readonly SystemName[] = ['velo-mem', 'velo-secure', 'velo-disk', 'etcd-tmpfs', 'etcd-disk', 'ceiling'];
 
 export const SYSTEM_LABELS: Record<SystemName, string> = {
   'velo-mem': 'Velo, 3 nodes in memory',
+  'velo-secure': 'Velo, 3 nodes in memory, HTTPS + token, peer mutual TLS',
   'velo-disk': 'Velo, 3 nodes with --data-dir',
   'etcd-tmpfs': 'etcd, 3 members on tmpfs',
   'etcd-disk': 'etcd, 3 members on disk',
@@ -27,6 +33,10 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
 export interface RunningSystem {
   name: SystemName;
   protocol: Protocol;
+  /** How wrk reaches the nodes. */
+  scheme: 'http' | 'https';
+  /** The bearer token every request carries, when the system demands one. */
+  token?: string;
   /** host:port of each node, in the order the load is spread over them (three entries). */
   targets: string[];
   /** The node processes' ids. */
@@ -103,39 +113,86 @@ function stopAll(procs: ChildProcess[], dir: string | null): () => Promise<void>
   };
 }
 
+/** What velo-secure adds to each node's command line, and how a client reaches it. */
+interface Secure {
+  args(id: string): string[];
+  tokenFile: string;
+  fetch: Fetch;
+}
+
+/**
+ * The certificates of a secure cluster in `dir`, made as README "Running it
+ * securely" makes them (`velo certs`'s writeCertificates); the nodes generate
+ * the admin token into the file they share.
+ */
+async function secureSetUp(dir: string, ids: string[]): Promise<Secure> {
+  await writeCertificates(dir, ids, ['127.0.0.1', 'localhost'], []);
+  const ca = join(dir, certFiles.caCert);
+  const tokenFile = join(dir, 'admin.token');
+  return {
+    args: (id) => {
+      const [cert, key] = [join(dir, certFiles.nodeCert(id)), join(dir, certFiles.nodeKey(id))];
+      return ['--peer-ca', ca, '--peer-cert', cert, '--peer-key', key, '--tls-cert', cert, '--tls-key', key, '--admin-token-file', tokenFile];
+    },
+    tokenFile,
+    fetch: fetchTrusting(readFileSync(ca, 'utf8')),
+  };
+}
+
 /** Three Velo nodes started together (a member serves once every peer has answered), ready on /readyz. */
-export async function startVelo(name: 'velo-mem' | 'velo-disk', extraArgs: string[] = []): Promise<RunningSystem> {
+export async function startVelo(name: 'velo-mem' | 'velo-disk' | 'velo-secure', extraArgs: string[] = []): Promise<RunningSystem> {
   const ids = ['n1', 'n2', 'n3'];
   const http = await Promise.all(ids.map(async () => `127.0.0.1:${await freePort()}`));
   const raft = await Promise.all(ids.map(async () => `127.0.0.1:${await freePort()}`));
   const peers = ids.map((id, i) => `${id}=${raft[i]}`).join(',');
-  const dir = name === 'velo-disk' ? tempDir(diskParent(), 'velo-bench-') : null;
+  const dir = name === 'velo-disk' ? tempDir(diskParent(), 'velo-bench-') : name === 'velo-secure' ? tempDir(tmpdir(), 'velo-bench-certs-') : null;
+  const secure = name === 'velo-secure' ? await secureSetUp(dir!, ids) : null;
+  const scheme = secure ? 'https' : 'http';
+  const get = secure?.fetch ?? fetch;
   const procs: ChildProcess[] = [];
-  await Promise.all(
-    ids.map((id, i) => {
-      const args = [MAIN, 'start', '--log-level', 'warn', '--id', id, '--http', http[i]!, '--raft', raft[i]!, '--peers', peers, ...extraArgs];
-      if (dir) args.push('--data-dir', join(dir, id));
-      const proc = spawnTracked(process.execPath, args);
-      procs.push(proc);
-      return printed(proc, 'serving http://', `velo ${id}`, tail(proc));
-    }),
-  );
-  await until('every Velo node ready', async () => {
-    for (const h of http) if ((await fetch(`http://${h}/readyz`)).status !== 200) return false;
-    return true;
-  });
+  const stop = stopAll(procs, dir);
+  try {
+    await Promise.all(
+      ids.map((id, i) => {
+        const args = [MAIN, 'start', '--log-level', 'warn', '--id', id, '--http', http[i]!, '--raft', raft[i]!, '--peers', peers, ...extraArgs];
+        if (name === 'velo-disk') args.push('--data-dir', join(dir!, id));
+        if (secure) args.push(...secure.args(id));
+        const proc = spawnTracked(process.execPath, args);
+        procs.push(proc);
+        return printed(proc, `serving ${scheme}://`, `velo ${id}`, tail(proc));
+      }),
+    );
+    await until('every Velo node ready', async () => {
+      for (const h of http) if ((await get(`${scheme}://${h}/readyz`)).status !== 200) return false;
+      return true;
+    });
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const token = secure ? readFileSync(secure.tokenFile, 'utf8').trim() : undefined;
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  if (token) {
+    // A node answers 503 until the admin token is in the cluster metadata it holds: wait until each one takes it.
+    await until('every Velo node accepting the admin token', async () => {
+      for (const h of http) if ((await get(`${scheme}://${h}/v1/caches`, { headers })).status !== 200) return false;
+      return true;
+    });
+  }
   return {
     name,
     protocol: 'velo',
+    scheme,
+    ...(token ? { token } : {}),
     targets: http,
     pids: procs.map((p) => p.pid!),
     prefill: (keys, valueBytes) =>
       eachConcurrently(keys, 32, async (i) => {
-        const r = await fetch(`http://${http[i % http.length]}/v1/caches/default/items/${keyName(i)}`, { method: 'PUT', body: valueFor(i, valueBytes) });
+        const r = await get(`${scheme}://${http[i % http.length]}/v1/caches/default/items/${keyName(i)}`, { method: 'PUT', headers, body: valueFor(i, valueBytes) });
         await expectOk(r, `PUT ${keyName(i)}`);
       }),
     betweenFigures: async () => {},
-    stop: stopAll(procs, dir),
+    stop,
   };
 }
 
@@ -148,6 +205,7 @@ export async function startCeiling(): Promise<RunningSystem> {
   return {
     name: 'ceiling',
     protocol: 'velo',
+    scheme: 'http',
     targets: [host, host, host],
     pids: [proc.pid!],
     prefill: (keys, valueBytes) =>
@@ -214,6 +272,7 @@ export async function startEtcd(name: 'etcd-tmpfs' | 'etcd-disk'): Promise<Runni
   return {
     name,
     protocol: 'etcd',
+    scheme: 'http',
     targets: client,
     pids: procs.map((p) => p.pid!),
     prefill: async (keys, valueBytes) => {
@@ -240,6 +299,7 @@ export function startSystem(name: SystemName): Promise<RunningSystem> {
   switch (name) {
     case 'velo-mem':
     case 'velo-disk':
+    case 'velo-secure':
       return startVelo(name);
     case 'etcd-tmpfs':
     case 'etcd-disk':

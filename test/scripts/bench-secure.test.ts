@@ -1,6 +1,8 @@
 // The benchmark's velo-secure row (issue 16): wrk's requests carry the bearer
 // token, and only when there is one (the other systems' requests stay byte
-// for byte what they were), over HTTPS when asked.
+// for byte what they were), over HTTPS when asked; and the report prices
+// HTTPS with a token against plain HTTP, while results from before
+// velo-secure render as they did.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
@@ -9,12 +11,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { renderCharts } from '../../scripts/bench/charts.js';
 import { authHeader, luaString, wrkScript } from '../../scripts/bench/lua.js';
 import type { ScriptSettings } from '../../scripts/bench/lua.js';
+import { renderMarkdown, securityCost } from '../../scripts/bench/report.js';
+import type { BenchResults, FigureRecord } from '../../scripts/bench/results.js';
 import { runFigure } from '../../scripts/bench/wrk.js';
 import type { Figure } from '../../scripts/bench/wrk.js';
 import { certFiles, writeCertificates } from '../../src/cli/certs.js';
 import { generateSecret } from '../../src/node/tokens.js';
+
+const SOURCE = join(import.meta.dirname, '../../scripts/bench');
 
 describe('the Authorization header in the wrk scripts', () => {
   const settings: ScriptSettings = { protocol: 'velo', workload: 'writes', host: '127.0.0.1:1', keys: 10, valueBytes: 64, readPercent: 90, seed: 1 };
@@ -149,5 +156,75 @@ describe.skipIf(!hasWrk)('what wrk sends', () => {
     const writes = await measure(tls, 'writes', 'https', token);
     expectEvery(writes.requests, new RegExp(`^PUT /v1/caches/default/items/k(\\d+) HTTP/1\\.1\\r\\nHost: ${h}\\r\\n${auth}Content-Type: application/octet-stream\\r\\nContent-Length: 64\\r\\n\\r\\nk\\1\\|x+$`));
     expect(writes.figure.errors).toEqual({ connect: 0, read: 0, write: 0, status: 0, timeout: 0 });
+  });
+});
+
+describe('the report: HTTPS with a token vs plain HTTP', () => {
+  const committed = JSON.parse(readFileSync(join(SOURCE, 'results.json'), 'utf8')) as BenchResults;
+  const figure = (opsPerSec: number, p99Ms: number): Figure => ({
+    opsPerSec,
+    requestsPerSec: opsPerSec,
+    p50Ms: p99Ms / 4,
+    p99Ms,
+    requests: opsPerSec * 2,
+    seconds: 2,
+    errors: { connect: 0, read: 0, write: 0, status: 0, timeout: 0 },
+  });
+  const rec = (system: FigureRecord['system'], workload: FigureRecord['workload'], f: Figure | null, connections = 64): FigureRecord => ({
+    system,
+    workload,
+    connections,
+    valueBytes: 256,
+    figure: f,
+    foreignCores: 0,
+    attempts: 1,
+  });
+  const run = (figures: FigureRecord[], systems: BenchResults['systems'] = [{ name: 'velo-mem' }, { name: 'velo-secure' }]): BenchResults => ({
+    ...committed,
+    systems,
+    figures,
+    memory: { skipped: '--skip-memory' },
+  });
+  const measured = run([
+    rec('velo-mem', 'writes', figure(10_000, 4)),
+    rec('velo-mem', 'strong-reads', figure(20_000, 2)),
+    rec('velo-mem', 'writes', figure(3_000, 1), 16), // a sweep point: velo-secure has none
+    rec('velo-secure', 'writes', figure(8_000, 5)),
+    rec('velo-secure', 'strong-reads', figure(15_000, 3)),
+  ]);
+  const section = (md: string) => md.slice(md.indexOf('## HTTPS with a token'), md.indexOf('## Workloads'));
+
+  test('the ratios are velo-secure’s figures over velo-mem’s', () => {
+    expect(securityCost(measured).map((c) => [c.workload, c.opsRatio, c.p99Ratio])).toEqual([
+      ['writes', 0.8, 1.25],
+      ['strong-reads', 0.75, 1.5],
+    ]);
+    const md = section(renderMarkdown(measured));
+    expect(md).toContain('| writes (PUT) | 10,000 | 8,000 | 0.80 × | 4.0 | 5.0 | 1.25 × |');
+    expect(md).toContain('| strong reads | 20,000 | 15,000 | 0.75 × | 2.0 | 3.0 | 1.50 × |');
+  });
+
+  test('velo-secure has its own section, not a row of empty cells in the others or a line in the charts', () => {
+    const md = renderMarkdown(measured);
+    const rest = md.replace(section(md), '');
+    expect(rest).not.toContain('velo-secure');
+    for (const svg of Object.values(renderCharts(measured))) expect(svg).not.toContain('HTTPS');
+  });
+
+  test('a missing figure gives no ratio, and a skipped velo-secure says why', () => {
+    const noPlain = run([rec('velo-secure', 'writes', figure(8_000, 5))], [{ name: 'velo-secure' }]);
+    expect(securityCost(noPlain).map((c) => [c.opsRatio, c.p99Ratio])).toEqual([[null, null], [null, null]]);
+    expect(section(renderMarkdown(noPlain))).toContain('| writes (PUT) | — | 8,000 | — | — | 5.0 | — |');
+    expect(section(renderMarkdown(noPlain))).toContain('`velo-mem` was not measured in this run: no ratio.');
+    const skipped = run([], [{ name: 'velo-mem' }, { name: 'velo-secure', skipped: 'could not be started: boom' }]);
+    expect(section(renderMarkdown(skipped))).toContain('Skipped: could not be started: boom.');
+  });
+
+  test('results from before velo-secure (the committed results.json) render without the section, as before', () => {
+    expect(committed.systems.map((s) => s.name)).not.toContain('velo-secure');
+    const md = renderMarkdown(committed);
+    expect(md).not.toContain('HTTPS with a token');
+    expect(md).toContain('## Targets (issue 7)');
+    expect(Object.keys(renderCharts(committed))).toHaveLength(4);
   });
 });
