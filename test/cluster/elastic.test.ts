@@ -231,9 +231,20 @@ describe('elastic scale under load', () => {
     dumpOnFailure(onTestFailed, 'crash');
     // Snapshots sent at 256 KiB/s at most: a partition's ~600 KiB catch-up takes over 2 s, long enough to kill in the middle of it.
     const throttled = ['--move-bytes-per-sec', '262144'];
-    const c = (cluster = await ProcessCluster.start(['n1', 'n2', 'n3'], bootFlags(throttled)));
+    // A snapshot every 64 KiB of log, so that n4 can only catch up by one. (At the default 64 MiB no log
+    // was ever compacted: n4 caught up from the logs before the check below saw it in the middle, and a
+    // clean-clone run failed on it.)
+    const c = (cluster = await ProcessCluster.start(['n1', 'n2', 'n3'], bootFlags([...throttled, '--snapshot-bytes', '65536'])));
     await c.allReady();
     const bulk = await preloadBulk(c, ['n1', 'n2', 'n3'], 300, 16 << 10);
+    await beforeFault('every replica of every partition compacted its log (a snapshot taken on n1, n2 and n3)', async () => {
+      for (const id of ['n1', 'n2', 'n3']) {
+        const taken = await snapshotsTaken(c, id);
+        const missing = [...Array(PARTITIONS).keys()].filter((p) => !(taken.get(p)! > 0));
+        if (missing.length > 0) return `${id} has taken no snapshot of partition(s) ${missing.join(', ')}`;
+      }
+      return null;
+    }, 60_000);
     const load = new ElasticLoad(c, { clients: 2, keys: 20, seed: 0x3c0d, requestTimeoutMs: CLIENT_TIMEOUT_MS });
     load.serve('n1', 'n2', 'n3');
     await load.preload('n1');
@@ -308,6 +319,12 @@ describe('elastic scale under load', () => {
 async function appliedIndexes(c: ProcessCluster, id: string): Promise<Map<number, number>> {
   const text = await (await fetch(c.url(id, '/metrics'), { signal: AbortSignal.timeout(3000) })).text();
   return new Map([...text.matchAll(/^velo_raft_applied_index\{partition="(\d+)"\} (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]));
+}
+
+/** Snapshots each partition replica on `id` has taken, from its /metrics. */
+async function snapshotsTaken(c: ProcessCluster, id: string): Promise<Map<number, number>> {
+  const text = await (await fetch(c.url(id, '/metrics'), { signal: AbortSignal.timeout(3000) })).text();
+  return new Map([...text.matchAll(/^velo_snapshots_total\{partition="(\d+)"\} (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]));
 }
 
 /** Writes `count` values of `bytes` each (seeded) through `via`, several at a time; every write must succeed. */
