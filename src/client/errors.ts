@@ -27,6 +27,10 @@ export class LockedError extends VeloClientError {}
 export class LockNotHeldError extends VeloClientError {}
 /** A cache without eviction is full (507). */
 export class CacheFullError extends VeloClientError {}
+/** A node holding a replica of the item's partition is at its memory cap (507 node_full): nothing was written. */
+export class NodeFullError extends VeloClientError {}
+/** This client has as many connections or event streams open as a node allows it (429): nothing was done. */
+export class TooManyRequestsError extends VeloClientError {}
 /** The value is larger than the cluster accepts (413). */
 export class ValueTooLargeError extends VeloClientError {}
 /** The request was refused as malformed (400); nothing changed. */
@@ -64,6 +68,8 @@ const BY_CODE: Record<string, new (code: string, message: string, status: number
   locked: LockedError,
   lock_not_held: LockNotHeldError,
   cache_full: CacheFullError,
+  node_full: NodeFullError,
+  too_many_requests: TooManyRequestsError,
   value_too_large: ValueTooLargeError,
   bad_request: BadRequestError,
   unavailable: UnavailableError,
@@ -74,8 +80,13 @@ const BY_CODE: Record<string, new (code: string, message: string, status: number
   internal: InternalError,
 };
 
-/** The typed error for an API error code (an unknown code is an InternalError that keeps it). */
+/**
+ * The typed error for an API error code. A code this client does not know
+ * keeps it, and is a BadRequestError when the status says the request was at
+ * fault (4xx: the edge's uri_too_long, unsupported_media_type, …), else an
+ * InternalError.
+ */
 export function errorFor(code: string, message: string, status: number | null): VeloClientError {
-  const C = BY_CODE[code] ?? InternalError;
+  const C = BY_CODE[code] ?? (status !== null && status >= 400 && status < 500 ? BadRequestError : InternalError);
   return new C(code, message, status);
 }
