@@ -7,7 +7,7 @@
 // and four SVG charts beside it, and prints the report.
 //
 //   npm run bench [-- --quick] [--only velo-mem,ceiling] [--skip-memory]
-//                 [--seconds N] [--memory-items N] [--out DIR]
+//                 [--seconds N] [--memory-items N] [--max-wait N] [--out DIR]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -36,6 +36,7 @@ const USAGE = `usage: npm run bench [-- options]
   --skip-memory       no memory-per-item figure
   --seconds N         seconds per figure (default 10, --quick 2)
   --memory-items N    items loaded for the memory figure (default 1000000, --quick 100000)
+  --max-wait N        seconds to wait, before each attempt at a figure, for other processes to leave the CPU alone (default 180; 0: do not wait)
   --out DIR           where results.md, results.json and the charts go (default scripts/bench)
   --render FILE       measure nothing: write results.md and the charts again from a results.json (into its directory unless --out)`;
 
@@ -45,6 +46,8 @@ interface Options {
   skipMemory: boolean;
   seconds: number;
   memoryItems: number;
+  /** Seconds to wait for a quiet machine before each attempt at a figure. */
+  maxWaitS: number;
   out: string;
   /** A results.json to render again, measuring nothing. */
   render: string | null;
@@ -65,7 +68,7 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer`);
     return n;
   };
-  const withValue = ['--only', '--seconds', '--memory-items', '--out', '--render'];
+  const withValue = ['--only', '--seconds', '--memory-items', '--max-wait', '--out', '--render'];
   const known = new Set(['--quick', '--skip-memory', '--help', ...withValue]);
   argv.forEach((a, i) => {
     if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown option ${a}`);
@@ -77,7 +80,11 @@ function parseOptions(argv: string[]): Options {
   const only = onlyText === undefined ? [...SYSTEM_NAMES] : onlyText.split(',').map((s) => s.trim());
   for (const s of only) if (!(SYSTEM_NAMES as readonly string[]).includes(s)) throw new Error(`--only: unknown system ${s} (known: ${SYSTEM_NAMES.join(', ')})`);
   const out = value('--out');
+  const maxWait = value('--max-wait');
+  const maxWaitS = maxWait === undefined ? 180 : Number(maxWait);
+  if (!Number.isSafeInteger(maxWaitS) || maxWaitS < 0) throw new Error('--max-wait must be a whole number of seconds');
   return {
+    maxWaitS,
     quick,
     only: SYSTEM_NAMES.filter((s) => only.includes(s)),
     skipMemory: argv.includes('--skip-memory'),
@@ -115,16 +122,25 @@ function plan(s: Settings, system: SystemName): { workload: Workload; connection
 const ATTEMPTS = 3;
 const percent = (cores: number) => `${Math.round(cores * 100)} %`;
 
-/** Waits (a second at least, three minutes at most) until other processes leave the CPU alone. */
-async function quiet(name: string): Promise<void> {
+/**
+ * Waits (a second at least, `maxWaitS` at most) until other processes leave
+ * the CPU alone. On a machine that stays loaded, the default three minutes
+ * before each of three attempts make a quick run last hours: --max-wait
+ * shortens it, and the figures are marked disturbed as before.
+ */
+async function quiet(name: string, maxWaitS: number): Promise<void> {
   let used = await waitForQuiet(DISTURBED_CORES / 2, 1000, 1000);
   if (used < DISTURBED_CORES / 2) return;
-  log(`${name}: other processes use ${percent(used)} of a core; waiting for them (3 min at most)`);
-  used = await waitForQuiet(DISTURBED_CORES / 2, 2000, 180_000);
+  if (maxWaitS === 0) {
+    log(`${name}: other processes use ${percent(used)} of a core; measuring anyway (--max-wait 0)`);
+    return;
+  }
+  log(`${name}: other processes use ${percent(used)} of a core; waiting for them (${maxWaitS} s at most)`);
+  used = await waitForQuiet(DISTURBED_CORES / 2, 2000, maxWaitS * 1000);
   if (used >= DISTURBED_CORES / 2) log(`${name}: still ${percent(used)} of a core used by other processes; measuring anyway`);
 }
 
-async function benchSystem(name: SystemName, s: Settings, scriptDir: string, figures: FigureRecord[]): Promise<void> {
+async function benchSystem(name: SystemName, s: Settings, maxWaitS: number, scriptDir: string, figures: FigureRecord[]): Promise<void> {
   log(`${SYSTEM_LABELS[name]}: starting`);
   let system: RunningSystem | null = null;
   try {
@@ -134,7 +150,7 @@ async function benchSystem(name: SystemName, s: Settings, scriptDir: string, fig
     const warmUp = Math.max(1, Math.round(s.secondsPerFigure / 3));
     log(`${name}: ${s.keys} keys written; warming up with ${warmUp} s of writes`);
     const base = { protocol: sys.protocol, scheme: sys.scheme, ...(sys.token ? { token: sys.token } : {}), targets: sys.targets, keys: s.keys, readPercent: s.readPercent, scriptDir };
-    await quiet(name);
+    await quiet(name, maxWaitS);
     await runFigure({ ...base, workload: 'writes', connections: s.connections, valueBytes: s.valueBytes, seconds: warmUp });
     for (const step of plan(s, name)) {
       const what = `${name}: ${WORKLOAD_LABELS[step.workload]}, ${step.connections} conn, ${formatBytes(step.valueBytes)}`;
@@ -143,7 +159,7 @@ async function benchSystem(name: SystemName, s: Settings, scriptDir: string, fig
         let best: { figure: Figure; foreign: number; attempts: number } | null = null;
         for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
           await sys.betweenFigures();
-          await quiet(name);
+          await quiet(name, maxWaitS);
           const watch = watchForeignCpu();
           const figure = await runFigure({ ...base, ...step, seconds: s.secondsPerFigure });
           const foreign = watch.stop();
@@ -252,7 +268,7 @@ async function main(): Promise<void> {
   for (const s of systems) {
     if (s.skipped) continue;
     try {
-      await benchSystem(s.name, settings, scriptDir, figures);
+      await benchSystem(s.name, settings, opts.maxWaitS, scriptDir, figures);
     } catch (e) {
       (s as { skipped?: string }).skipped = `could not be started: ${(e as Error).message.split('\n')[0]}`;
       log(`${SYSTEM_LABELS[s.name]}: ${s.skipped}`);
