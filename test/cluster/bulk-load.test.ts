@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { encodeRecords } from '../../src/cache/index.js';
 import type { ItemRecord } from '../../src/cache/index.js';
 import { ProcessCluster } from './process-cluster.js';
+import { clusterView, settle } from './preconditions.js';
 
 let cluster: ProcessCluster;
 
@@ -29,6 +30,13 @@ describe('bulk load', () => {
       expiresAt: null,
       tags: [],
     }));
+    // Checked, not assumed: leadership has settled, so no transfer refuses a slice (a partition hands its
+    // leadership to its preferred replica, the first of its replicas, shortly after start; a clean-clone
+    // CI run loaded during one and got "refused the write: transferring").
+    await settle('every partition led by its preferred replica', async () => {
+      const moving = (await clusterView(cluster, 'n1')).partitions.filter((p) => p.leader !== p.replicas[0]);
+      return moving.length === 0 ? null : moving.map((p) => `partition ${p.id} led by ${p.leader}, preferred ${p.replicas[0]}`).join('; ');
+    }, 30_000);
     const r = await fetch(cluster.url('n1', '/v1/admin/load'), { method: 'POST', headers: { 'content-type': 'application/x-velo-records' }, body: Buffer.from(encodeRecords(items)) });
     expect(r.status).toBe(200);
     const out = (await r.json()) as { written: number; failed: { index: number; message: string }[] };

@@ -287,7 +287,11 @@ describe('the raft port without peer TLS (loopback)', () => {
       }),
     );
     expect(rss() - before).toBeLessThan(64 << 20);
-    const warnedPlain = () => plain.node('p2').output.join('').split('\n').some((l) => l.includes('"level":40') && /127\.0\.0\.8:\d+: frame of \d+ bytes exceeds the limit of 2048/.test(l));
+    // One warn line per address per 10 s: with 20 connections from one address, the first line may be
+    // the eviction of the oldest (8 unauthenticated per address) instead of a frame's size, and the other
+    // stays unlogged for the whole wait (a clean-clone CI run failed on that). Either is the refusal.
+    const warnedPlain = () =>
+      plain.node('p2').output.join('').split('\n').some((l) => l.includes('"level":40') && /127\.0\.0\.8:\d+: (frame of \d+ bytes exceeds the limit of 2048|too many unauthenticated connections)/.test(l));
     await plain.until('p2 to warn about the frames', async () => warnedPlain(), 10_000);
     for (const id of ['p1', 'p2']) {
       expect((await fetch(plain.url(id, `/v1/caches/default/items/plain-${id}`), { method: 'PUT', body: id })).status).toBe(201);
