@@ -35,7 +35,10 @@ describe('against a real 3-node cluster', () => {
   };
 
   beforeAll(async () => {
-    cluster = await InProcessCluster.start(['n1', 'n2', 'n3'], { partitions: PARTITIONS, tickMs: 20 });
+    // An election timeout of 2 s (100 ticks of 20 ms): three nodes share one event loop here, and on a
+    // loaded machine a shorter one (it was 400 ms) let a stall of the loop start an election in the middle
+    // of the first test, whose claim (nothing forwarded) holds only while leadership stays put.
+    cluster = await InProcessCluster.start(['n1', 'n2', 'n3'], { partitions: PARTITIONS, tickMs: 20, electionTicks: 100 });
   }, 60_000);
   afterAll(async () => {
     await Promise.all(backends.map((b) => b.close()));
@@ -46,6 +49,7 @@ describe('against a real 3-node cluster', () => {
     // One seed is enough: the rest of the cluster is learnt from /v1/cluster.
     const b = backend({ nodes: [cluster.addresses()[0]!] });
     await b.cluster();
+    const leadersBefore = [...Array(PARTITIONS).keys()].map((p) => cluster.leaderOf(p));
     const before = await cluster.forwarded();
     for (let i = 0; i < 24; i++) {
       const ref = { cache: 'default', region: null, key: `direct${i}` };
@@ -62,6 +66,8 @@ describe('against a real 3-node cluster', () => {
       expect(await b.listRegion('default', region, ['t'], 'any')).toHaveLength(1);
       expect(await b.clearRegion('default', region)).toEqual({ removed: 1 });
     }
+    // Checked, not assumed: the claim holds only while no partition changed leader.
+    expect([...Array(PARTITIONS).keys()].map((p) => cluster.leaderOf(p)), 'leaders during the check').toEqual(leadersBefore);
     expect(await cluster.forwarded()).toBe(before);
     // The metric does see forwarding: the same request through a node that does not lead the partition.
     const key = 'direct0';
@@ -122,7 +128,10 @@ describe('an event stream against a real 3-node cluster', () => {
   let cluster: InProcessCluster;
   const backends: HttpBackend[] = [];
   beforeAll(async () => {
-    cluster = await InProcessCluster.start(['n1', 'n2', 'n3'], { partitions: PARTITIONS, tickMs: 20 });
+    // An election timeout of 2 s (100 ticks of 20 ms): three nodes share one event loop here, and on a
+    // loaded machine a shorter one (it was 400 ms) let a stall of the loop start an election in the middle
+    // of the first test, whose claim (nothing forwarded) holds only while leadership stays put.
+    cluster = await InProcessCluster.start(['n1', 'n2', 'n3'], { partitions: PARTITIONS, tickMs: 20, electionTicks: 100 });
   }, 60_000);
   afterAll(async () => {
     await Promise.all(backends.map((b) => b.close()));

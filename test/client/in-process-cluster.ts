@@ -19,7 +19,7 @@ export interface ClusterMember {
   app: FastifyInstance;
 }
 
-export type ClusterOptions = { maxValueBytes?: number } & Partial<Pick<VeloNodeOptions, 'partitions' | 'tickMs' | 'requestTimeoutMs' | 'eventLogCapacity'>>;
+export type ClusterOptions = { maxValueBytes?: number } & Partial<Pick<VeloNodeOptions, 'partitions' | 'tickMs' | 'electionTicks' | 'requestTimeoutMs' | 'eventLogCapacity'>>;
 
 export class InProcessCluster {
   readonly members = new Map<string, ClusterMember>();
