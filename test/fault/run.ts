@@ -88,7 +88,8 @@ export async function runSchedule(s: Schedule, opts: RunOptions = {}): Promise<R
     await oneLeaderEach(cluster, ids);
     await converged(cluster, ids, s.partitions);
   } catch (e) {
-    failure = e instanceof Failure ? e.message : `the run broke: ${(e as Error).stack ?? String(e)}`;
+    // A run that broke outside the checks (a cluster never ready, say) says what each node answered and wrote last.
+    failure = e instanceof Failure ? e.message : `the run broke: ${(e as Error).stack ?? String(e)}${cluster ? `\n${await describeNodes(cluster, ids)}` : ''}`;
     await workload.stop().catch(() => {});
   } finally {
     await cluster?.stop();
@@ -99,6 +100,23 @@ export async function runSchedule(s: Schedule, opts: RunOptions = {}): Promise<R
   const definite = history.filter((op) => op.client < s.clients && op.complete !== null).length;
   const coverage = coverageOf(injector?.active ?? [], injector?.midWriteKills ?? []);
   return { ok: failure === null, failure, ops: history.length, definite, history, seconds: (performance.now() - started) / 1000, coverage };
+}
+
+/** Each node's /readyz answer (or why it gave none) and the end of its output. */
+async function describeNodes(cluster: ProcessCluster, ids: string[]): Promise<string> {
+  const parts = await Promise.all(
+    ids.map(async (id) => {
+      let ready: string;
+      try {
+        const r = await fetch(cluster.url(id, '/readyz'), { signal: AbortSignal.timeout(2000) });
+        ready = `${r.status} ${(await r.text()).slice(0, 300)}`;
+      } catch (e) {
+        ready = `no answer: ${(e as Error).message}`;
+      }
+      return `--- ${id}: /readyz ${ready}\n${cluster.node(id).output.join('').slice(-3000)}`;
+    }),
+  );
+  return parts.join('\n');
 }
 
 /**
