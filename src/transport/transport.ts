@@ -6,7 +6,9 @@
 // id (JavaScript string order) dials, the higher one only accepts; an
 // inbound Hello from a higher id is refused. When a peer dials again while
 // its old connection still looks open here (it restarted, or the old one is
-// half-open), the new connection replaces the old.
+// half-open), the new connection replaces the old. A Hello with an older
+// incarnation than that of the peer's open connection is refused; once that
+// connection is closed, an older one is accepted again (checkHello says why).
 //
 // With peer TLS (options.tls) every connection is mutual TLS 1.3 against
 // the peer CA, and a node is who its certificate says (identity.ts): its
@@ -447,7 +449,20 @@ export class Transport {
     const peer = this.peers.get(h.nodeId);
     if (peer === undefined) return `${h.nodeId} is not a peer of ${this.nodeId}`;
     if (conn.direction === 'inbound' && this.dials(h.nodeId)) return `${h.nodeId} dialed ${this.nodeId}, but the lower id dials`;
-    if (peer.incarnation !== null && h.incarnation < peer.incarnation) return `${h.nodeId} came with an incarnation older than the one last seen`;
+    // An older incarnation is refused only while a newer one's connection is
+    // open: then the older is a stale process or a replay, and the newer,
+    // alive, keeps its place. A claim alone must not shut a node out for
+    // good: anyone with its key (or a restart whose clock went back) could
+    // claim a newer incarnation once and leave the live member refused here
+    // long after that connection is gone. Accepting the older one then is
+    // safe, because a process that answers under an incarnation still holds
+    // that incarnation's log and vote; Raft tells the incarnations of a node
+    // apart by member id (id@incarnation after a restart without memory, and
+    // messages to an earlier member id are dropped), not by this number, and
+    // the node layer (VeloNode's firstIncarnation and the probe's seenBefore)
+    // compares incarnations for equality, never order.
+    // The open connection's incarnation is peer.incarnation: onOpen sets both.
+    if (peer.conn !== null && peer.incarnation !== null && h.incarnation < peer.incarnation) return `${h.nodeId} came with an incarnation older than that of its open connection`;
     return null;
   }
 
@@ -464,7 +479,8 @@ export class Transport {
     peer.loggedDialError = null;
     if (conn.direction === 'inbound') this.counters.connectionsAccepted++;
     else this.counters.connectionsDialed++;
-    const restarted = before !== null && conn.incarnation! > before ? `, restarted from incarnation ${before}` : '';
+    const restarted =
+      before === null || conn.incarnation === before ? '' : conn.incarnation! > before ? `, restarted from incarnation ${before}` : `, an older incarnation than the last one seen (${before}), whose connection closed`;
     this.log(`connected to ${conn.describe()}, ${conn.direction}, incarnation ${conn.incarnation}${restarted}`);
     // Its close fails only the requests sent on it: peer.conn is already the new one.
     if (old !== null) old.close(`replaced by a new connection from ${peer.id}`);

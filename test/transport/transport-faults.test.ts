@@ -118,7 +118,7 @@ describe('a misbehaving peer', () => {
     const staleGone = closed(stale);
     stale.write(hello('test-cluster', 'n1', 4));
     await staleGone;
-    expect(b.logs.some((l) => /n1 came with an incarnation older than the one last seen/.test(l))).toBe(true);
+    expect(b.logs.some((l) => /n1 came with an incarnation older than that of its open connection/.test(l))).toBe(true);
     // The refusal gives no incarnation away.
     expect(b.logs.filter((l) => /refused/.test(l) && /\b[45]\b/.test(l.replace(/127\.0\.0\.1:\d+/g, '')))).toEqual([]);
     const newer = await rawSocket(b.transport.port);
@@ -126,6 +126,46 @@ describe('a misbehaving peer', () => {
     newer.write(hello('test-cluster', 'n1', 6));
     await firstGone;
     expect(b.transport.peerStatus().get('n1')).toMatchObject({ connected: true, incarnation: 6 });
+    expect(b.transport.stats().socketsOpen).toBe(1);
+  });
+
+  test('a newer incarnation that comes and goes does not shut out the older one, still alive', async () => {
+    // What anyone with n1's key can claim: a newer incarnation, for a while.
+    const b = await startNode('n2', {}, new Map([['n1', '127.0.0.1:1']]));
+    nodes = [b];
+    const newer = await rawSocket(b.transport.port);
+    sockets.push(newer);
+    const newerGone = closed(newer);
+    newer.write(hello('test-cluster', 'n1', 7));
+    await waitFor(() => b.transport.peerStatus().get('n1')!.incarnation === 7, 'incarnation 7');
+    // While it is connected, the older one is refused, and the newer one keeps its place.
+    const early = await rawSocket(b.transport.port);
+    sockets.push(early);
+    const earlyGone = closed(early);
+    early.write(hello('test-cluster', 'n1', 3));
+    await earlyGone;
+    expect(b.transport.peerStatus().get('n1')).toMatchObject({ connected: true, incarnation: 7 });
+    expect(b.logs.filter((l) => /refused/.test(l) && /n1 came with an incarnation older than/.test(l))).toHaveLength(1);
+    // Once it has gone, the older one is accepted again.
+    newer.destroy();
+    await newerGone;
+    await waitFor(() => !b.transport.peerStatus().get('n1')!.connected, 'the newer connection to close');
+    const older = await rawSocket(b.transport.port);
+    sockets.push(older);
+    let olderRefused = false;
+    void closed(older).then(() => (olderRefused = true));
+    older.write(hello('test-cluster', 'n1', 3));
+    await waitFor(() => b.transport.peerStatus().get('n1')!.connected || olderRefused, 'the older incarnation to be accepted or refused');
+    expect(olderRefused, 'the older incarnation refused after the newer one closed').toBe(false);
+    expect(b.transport.peerStatus().get('n1')).toMatchObject({ connected: true, incarnation: 3 });
+    expect(b.logs.some((l) => /incarnation 3, an older incarnation than the last one seen \(7\)/.test(l))).toBe(true);
+    // And it is the open connection: a Hello older still is refused.
+    const stale = await rawSocket(b.transport.port);
+    sockets.push(stale);
+    const staleGone = closed(stale);
+    stale.write(hello('test-cluster', 'n1', 2));
+    await staleGone;
+    expect(b.transport.peerStatus().get('n1')).toMatchObject({ connected: true, incarnation: 3 });
     expect(b.transport.stats().socketsOpen).toBe(1);
   });
 });
