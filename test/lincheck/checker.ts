@@ -23,11 +23,13 @@
  * (strict). An op completing at time t is concurrent with an op invoked at t;
  * in the event list, calls therefore sort before returns at equal times.
  *
- * Indeterminate ops (`complete === null`) have their return event at +infinity:
- * they may take effect at any point after their invocation, or never. The
- * search succeeds once every *completed* op is linearized, so an indeterminate
- * op is linearized only where it helps explain the history. An indeterminate
- * read has no effect and no observed result, so it is dropped up front.
+ * Indeterminate ops (`complete === null`) have no return event: they may
+ * take effect at any point after their invocation, or never. The search
+ * succeeds once every *completed* op is linearized, so an indeterminate op is
+ * linearized only where it helps explain the history: only where some
+ * completed op that could come next does not fit the register without it
+ * (candidatesHere says why that loses nothing). An indeterminate read has no
+ * effect and no observed result, so it is dropped up front.
  *
  * An indeterminate op stays a candidate for the rest of the search, so many of
  * them on one busy key multiply the configurations to explore. Two sound
@@ -41,7 +43,8 @@
  *    a valid linearization leaves it valid, so skipping it loses nothing.
  * Even so, proving a violation on one hot key with many indeterminate ops can
  * exhaust the step budget; a valid history is usually accepted quickly because
- * the search tries ops in invocation order, close to how they really happened.
+ * the search tries completed ops in invocation order, close to how they really
+ * happened, and an indeterminate op only where a completed one needs it.
  */
 
 import type { Operation } from './history.js';
@@ -239,104 +242,172 @@ function checkKey(keyOps: Operation[], maxSteps: number): KeyVerdict {
   let unlinearizedCompleted = completedCount;
   if (unlinearizedCompleted === 0) return { kind: 'linearizable' };
 
-  const head = buildEventList(searchOps);
+  // Completed ops live in the event list; indeterminate ones, which have no
+  // return event, in their own list by invocation time.
+  const head = buildEventList(searchOps.map((op, index) => ({ op, index })).filter(({ index }) => completed[index]));
+  const indeterminate = searchOps
+    .map((op, index) => ({ invoke: op.invoke, index }))
+    .filter(({ index }) => !completed[index])
+    .sort((a, b) => a.invoke - b.invoke || a.index - b.index);
   const zobrist = zobristKeys(searchOps.length);
   const linearized = new Uint32Array(Math.ceil(searchOps.length / 32));
+  const isLinearized = (op: number): boolean => (linearized[op >>> 5]! & (1 << (op & 31))) !== 0;
   let linearizedHash = 0;
   const visited = new VisitedConfigurations();
-
   let state = values.id(null);
-  const stackCalls: EventNode[] = [];
-  const stackStateBefore: number[] = [];
+
+  const isCas = searchOps.map((op) => op.input.kind === 'cas');
+  // Completed ops that act alike on the register (two blind writes of values
+  // nobody observed, two deletes, two reads of one value): of those that could
+  // come next, only the one completing first need be tried. Swapping it to
+  // the front of any continuation that starts with another leaves every state
+  // the same, and moves the other later only among ops invoked before the
+  // first one completed, so before the other completed too.
+  const actsAs = searchOps.map((op) => {
+    const { input, output } = op;
+    if (input.kind === 'read') return `r${output?.kind === 'read' ? values.id(output.value) : ''}`;
+    if (input.kind === 'write') return `w${values.id(input.value)}`;
+    return `c${output?.kind === 'cas' ? output.ok : ''}:${values.id(input.expected)}:${values.id(input.value)}`;
+  });
+
+  /**
+   * What may come next from the current configuration, in the order to try.
+   * Completed ops: those whose call precedes the first return still in the
+   * list and that fit the register. Indeterminate ops invoked by then, only
+   * where some completed candidate (a misfit) does not fit the register. In
+   * any linearization, a run of indeterminate ops that changes the register
+   * can be moved later up to the first completed op that fits neither before
+   * nor after it (one that fits both lets it pass; a blind write erases it),
+   * and shortened until each op in it changes the register and each but the
+   * last is taken up by the next, an indeterminate cas that succeeds on what
+   * it wrote. So an indeterminate op is tried if it makes a misfit fit, or if
+   * another indeterminate cas would succeed after it; the first kind before
+   * the completed candidates, the second after them.
+   */
+  const candidatesHere = (): { ops: number[]; deadline: number | null } => {
+    const fitting: number[] = [];
+    const misfits: number[] = [];
+    const earliest = new Map<string, number>();
+    let node = head.next;
+    while (node !== null && node.isCall) {
+      const op = node.op;
+      node = node.next;
+      if (transitions[op]!(state) === REJECT) {
+        misfits.push(op);
+        continue;
+      }
+      const alike = earliest.get(actsAs[op]!);
+      if (alike === undefined) {
+        earliest.set(actsAs[op]!, fitting.length);
+        fitting.push(op);
+      } else if (searchOps[op]!.complete! < searchOps[fitting[alike]!]!.complete!) fitting[alike] = op;
+    }
+    const deadline = node === null ? null : node.op;
+    if (misfits.length === 0) return { ops: fitting, deadline };
+    const bound = deadline === null ? Infinity : searchOps[deadline]!.complete!;
+    const eligible: number[] = [];
+    for (const p of indeterminate) {
+      if (p.invoke > bound) break;
+      if (!isLinearized(p.index)) eligible.push(p.index);
+    }
+    const enabling: number[] = [];
+    const chainHeads: number[] = [];
+    for (const i of eligible) {
+      const after = transitions[i]!(state);
+      if (after === state) continue; // a no-op: see the header comment
+      if (misfits.some((m) => transitions[m]!(after) !== REJECT)) enabling.push(i);
+      else if (eligible.some((j) => j !== i && isCas[j] && transitions[j]!(after) !== after)) chainHeads.push(i);
+    }
+    return { ops: [...enabling, ...fitting, ...chainHeads], deadline };
+  };
+
+  /** One level of the search: the op that led to it (-1 at the root), the register before that op, the candidates and how many were tried. */
+  interface Frame {
+    via: number;
+    stateBefore: number;
+    candidates: number[];
+    tried: number;
+  }
+  const frames: Frame[] = [{ via: -1, stateBefore: state, candidates: candidatesHere().ops, tried: 0 }];
+  const calls = new Map<number, EventNode>();
+  for (let node = head.next; node !== null; node = node.next) if (node.isCall) calls.set(node.op, node);
 
   // Progress is measured in completed ops linearized, so the reported prefix
   // ends with a completed op rather than with indeterminate ops tacked on. It
-  // is kept incrementally: stack entries below `unchangedDepth` are the same as
-  // when it was last recorded, so only the entries above are copied, keeping
-  // the bookkeeping amortised O(1) per push.
+  // is kept incrementally: frames below `unchangedDepth` are the same as when
+  // it was last recorded, so only those above are copied, keeping the
+  // bookkeeping amortised O(1) per push.
   const progress: SearchProgress = { prefixOps: [], candidates: [], deadline: null };
   let bestCompleted = 0;
-  let unchangedDepth = 0;
+  let unchangedDepth = 1;
   const recordProgress = (): void => {
-    const depth = stackCalls.length;
-    progress.prefixOps.length = unchangedDepth;
-    for (let i = unchangedDepth; i < depth; i++) progress.prefixOps.push(stackCalls[i]!.op);
-    unchangedDepth = depth;
+    progress.prefixOps.length = unchangedDepth - 1;
+    for (let i = unchangedDepth; i < frames.length; i++) progress.prefixOps.push(frames[i]!.via);
+    unchangedDepth = frames.length;
+    const next = candidatesHere();
+    // Misfits are listed too: the explanation says why each one does not fit.
     progress.candidates = [];
-    let node = head.next;
-    while (node !== null && node.isCall) {
-      progress.candidates.push(node.op);
-      node = node.next;
-    }
-    progress.deadline = node === null ? null : node.op;
+    for (let node = head.next; node !== null && node.isCall; node = node.next) progress.candidates.push(node.op);
+    for (const op of next.ops) if (!completed[op]) progress.candidates.push(op);
+    progress.deadline = next.deadline;
   };
   recordProgress();
 
   let steps = 0;
-  let entry = head.next;
-  while (entry !== null) {
+  for (;;) {
     if (++steps > maxSteps) {
       return { kind: 'budget_exceeded', steps: maxSteps, searchOps, progress };
     }
-    const op = entry.op;
-    if (entry.isCall) {
-      const nextState = transitions[op]!(state);
-      const indeterminateNoOp = !completed[op] && nextState === state;
-      if (nextState !== REJECT && !indeterminateNoOp) {
-        linearized[op >>> 5] |= 1 << (op & 31);
-        linearizedHash ^= zobrist[op]!;
-        if (visited.add(linearizedHash, linearized, nextState)) {
-          stackCalls.push(entry);
-          stackStateBefore.push(state);
-          state = nextState;
-          lift(entry);
-          if (completed[op]) {
-            if (--unlinearizedCompleted === 0) return { kind: 'linearizable' };
-            if (completedCount - unlinearizedCompleted > bestCompleted) {
-              bestCompleted = completedCount - unlinearizedCompleted;
-              recordProgress();
-            }
-          }
-          entry = head.next;
-          continue;
-        }
-        // Explored from this configuration before: undo, try the next call.
-        linearized[op >>> 5] &= ~(1 << (op & 31));
-        linearizedHash ^= zobrist[op]!;
+    const frame = frames[frames.length - 1]!;
+    if (frame.tried === frame.candidates.length) {
+      // Nothing here leads to a linearization: undo the op that led here.
+      frames.pop();
+      if (frame.via === -1) return { kind: 'not_linearizable', steps, searchOps, progress };
+      const op = frame.via;
+      state = frame.stateBefore;
+      linearized[op >>> 5] &= ~(1 << (op & 31));
+      linearizedHash ^= zobrist[op]!;
+      if (completed[op]) {
+        unlinearizedCompleted++;
+        unlift(calls.get(op)!);
       }
-      entry = entry.next;
-    } else {
-      // The earliest pending return belongs to an op we could not linearize
-      // before it: undo the most recent choice and try the call after it.
-      const undone = stackCalls.pop();
-      if (undone === undefined) {
-        return { kind: 'not_linearizable', steps, searchOps, progress };
-      }
-      const undoneOp = undone.op;
-      state = stackStateBefore.pop()!;
-      linearized[undoneOp >>> 5] &= ~(1 << (undoneOp & 31));
-      linearizedHash ^= zobrist[undoneOp]!;
-      if (completed[undoneOp]) unlinearizedCompleted++;
-      unchangedDepth = Math.min(unchangedDepth, stackCalls.length);
-      unlift(undone);
-      entry = undone.next;
+      unchangedDepth = Math.min(unchangedDepth, frames.length);
+      continue;
+    }
+    const op = frame.candidates[frame.tried++]!;
+    const nextState = transitions[op]!(state);
+    if (nextState === REJECT) continue;
+    linearized[op >>> 5] |= 1 << (op & 31);
+    linearizedHash ^= zobrist[op]!;
+    if (!visited.add(linearizedHash, linearized, nextState)) {
+      // Explored from this configuration before.
+      linearized[op >>> 5] &= ~(1 << (op & 31));
+      linearizedHash ^= zobrist[op]!;
+      continue;
+    }
+    const stateBefore = state;
+    state = nextState;
+    if (completed[op]) {
+      lift(calls.get(op)!);
+      if (--unlinearizedCompleted === 0) return { kind: 'linearizable' };
+    }
+    frames.push({ via: op, stateBefore, candidates: candidatesHere().ops, tried: 0 });
+    if (completed[op] && completedCount - unlinearizedCompleted > bestCompleted) {
+      bestCompleted = completedCount - unlinearizedCompleted;
+      recordProgress();
     }
   }
-  // Unreachable while a completed op is unlinearized (its return is still in
-  // the list), and we return as soon as none is.
-  throw new Error('linearizability search ran off the end of the event list');
 }
 
-/** Builds the time-ordered event list and returns its sentinel head. */
-function buildEventList(ops: readonly Operation[]): EventNode {
+/** Builds the time-ordered event list of completed ops (by their index in the search) and returns its sentinel head. */
+function buildEventList(ops: readonly { op: Operation; index: number }[]): EventNode {
   const events: { time: number; node: EventNode }[] = [];
-  ops.forEach((op, index) => {
+  for (const { op, index } of ops) {
     const ret: EventNode = { op: index, isCall: false, match: null, prev: null, next: null };
     const call: EventNode = { op: index, isCall: true, match: ret, prev: null, next: null };
-    events.push({ time: op.invoke, node: call }, { time: op.complete ?? Infinity, node: ret });
-  });
+    events.push({ time: op.invoke, node: call }, { time: op.complete!, node: ret });
+  }
   // Calls before returns at equal times: see the real-time convention above.
-  // Explicit comparisons because Infinity - Infinity is NaN.
   events.sort((a, b) => {
     if (a.time !== b.time) return a.time < b.time ? -1 : 1;
     if (a.node.isCall !== b.node.isCall) return a.node.isCall ? -1 : 1;
