@@ -78,7 +78,8 @@ function runWrk(script: string, scheme: 'http' | 'https', target: string, connec
   proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
   return new Promise((resolve, reject) => {
     proc.once('error', reject);
-    proc.once('exit', (code, signal) => {
+    // 'close', not 'exit': the output may still be arriving when the process exits.
+    proc.once('close', (code, signal) => {
       const line = out.split('\n').find((l) => l.startsWith('@@BENCH '));
       if (code !== 0 || !line) {
         reject(new Error(`wrk ${args.join(' ')} ended with ${code ?? signal}: ${(err || out).trim().slice(0, 500)}`));
@@ -133,7 +134,9 @@ export async function runFigure(spec: FigureSpec): Promise<Figure> {
   const outputs: WrkOutput[] = [];
   let elapsedUs = 0;
   for (const phase of phases) {
-    const results = await Promise.all(
+    // Every process of the phase has ended before a failure is reported, so
+    // none of them sends into whatever is measured next.
+    const settled = await Promise.allSettled(
       phase.map((p) => {
         const script = join(spec.scriptDir, `figure-${++scriptSerial}.lua`);
         const seed = 1 + scriptSerial * 7919;
@@ -141,6 +144,9 @@ export async function runFigure(spec: FigureSpec): Promise<Figure> {
         return runWrk(script, spec.scheme ?? 'http', p.target, p.connections, p.seconds);
       }),
     );
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const results = settled.map((r) => (r as PromiseFulfilledResult<WrkOutput>).value);
     outputs.push(...results);
     elapsedUs += Math.max(...results.map((r) => r.durationUs));
   }
