@@ -17,6 +17,8 @@ export interface Settings {
   memoryItems: number;
   quick: boolean;
   command: string;
+  /** --max-wait: seconds each figure waited at most for a quiet machine (absent in results written before it existed: 180). */
+  maxWaitSeconds?: number;
 }
 
 export interface FigureRecord {

@@ -245,6 +245,7 @@ async function main(): Promise<void> {
     memoryItems: opts.memoryItems,
     quick: opts.quick,
     command: ['npm run bench', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' '),
+    maxWaitSeconds: opts.maxWaitS,
   };
 
   const wrkMissing = ensureTool(WRK, log);
