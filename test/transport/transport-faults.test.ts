@@ -139,11 +139,15 @@ describe('a misbehaving peer', () => {
     newer.write(hello('test-cluster', 'n1', 7));
     await waitFor(() => b.transport.peerStatus().get('n1')!.incarnation === 7, 'incarnation 7');
     // While it is connected, the older one is refused, and the newer one keeps its place.
-    const early = await rawSocket(b.transport.port);
-    sockets.push(early);
-    const earlyGone = closed(early);
-    early.write(hello('test-cluster', 'n1', 3));
-    await earlyGone;
+    /** Sends a Hello of n1 at `incarnation` and waits until the node closes that connection. */
+    const refusedHello = async (incarnation: number) => {
+      const s = await rawSocket(b.transport.port);
+      sockets.push(s);
+      const gone = closed(s);
+      s.write(hello('test-cluster', 'n1', incarnation));
+      await gone;
+    };
+    await refusedHello(3);
     expect(b.transport.peerStatus().get('n1')).toMatchObject({ connected: true, incarnation: 7 });
     expect(b.logs.filter((l) => /refused/.test(l) && /n1 came with an incarnation older than/.test(l))).toHaveLength(1);
     // Once it has gone, the older one is accepted again.
@@ -160,11 +164,7 @@ describe('a misbehaving peer', () => {
     expect(b.transport.peerStatus().get('n1')).toMatchObject({ connected: true, incarnation: 3 });
     expect(b.logs.some((l) => /incarnation 3, an older incarnation than the last one seen \(7\)/.test(l))).toBe(true);
     // And it is the open connection: a Hello older still is refused.
-    const stale = await rawSocket(b.transport.port);
-    sockets.push(stale);
-    const staleGone = closed(stale);
-    stale.write(hello('test-cluster', 'n1', 2));
-    await staleGone;
+    await refusedHello(2);
     expect(b.transport.peerStatus().get('n1')).toMatchObject({ connected: true, incarnation: 3 });
     expect(b.transport.stats().socketsOpen).toBe(1);
   });
